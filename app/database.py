@@ -1,0 +1,112 @@
+"""Engine, session factory and the per-request unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.config import Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def engine_options(settings: Settings, url: URL) -> dict[str, Any]:
+    """Keyword arguments for create_async_engine, only those the dialect takes."""
+    options: dict[str, Any] = {
+        "echo": settings.db_echo,
+        # A file SQLite database is served from a queue pool like the servers (SQLAlchemy's default
+        # for aiosqlite files), so size and timeout apply to it as well.
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+    }
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return options
+    # Connections to a server go stale (restarts, idle timeouts, failovers); a file never does.
+    options["pool_recycle"] = settings.db_pool_recycle
+    options["pool_pre_ping"] = settings.db_pool_pre_ping
+    # Without a connect timeout an unreachable host blocks a request for the driver's default
+    # (60 s for asyncpg) instead of failing over to a 503 after the pool timeout.
+    if backend == "postgresql":
+        options["connect_args"] = {"timeout": settings.db_pool_timeout}
+    elif backend == "mysql":
+        options["connect_args"] = {"connect_timeout": max(1, round(settings.db_pool_timeout))}
+    return options
+
+
+def create_engine(settings: Settings, url: URL | None = None) -> AsyncEngine:
+    url = url or settings.async_database_url
+    engine = create_async_engine(url, **engine_options(settings, url))
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+    elif url.get_backend_name() == "mysql":
+        event.listen(engine.sync_engine, "connect", _configure_mysql_connection)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Off by default in SQLite; without it ON DELETE CASCADE silently does nothing.
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # Readers no longer block the writer (and vice versa); the busy timeout makes a second
+    # writer wait for the lock instead of failing at once with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _configure_mysql_connection(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Timestamps are stored as naive UTC; a session in UTC keeps NOW() and friends consistent
+    # with them for anyone who queries by hand through this engine.
+    cursor.execute("SET time_zone = '+00:00'")
+    cursor.close()
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: objects stay readable after the commit that happens before the
+    # response is serialised; reloading them would need I/O outside the greenlet context.
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The engine and session factory the app serves from, kept on `app.state.db`."""
+
+    url: URL
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        url = settings.async_database_url
+        engine = create_engine(settings, url)
+        return cls(url=url, engine=engine, session_factory=create_session_factory(engine))
+
+
+async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: commit when the handler returns, roll back when it raises.
+
+    Used with `scope="function"`, so the commit happens before the response is sent: a client
+    never sees a 2xx for a write that did not commit, and a failed commit becomes an error
+    response through the usual exception handlers.
+    """
+    database: Database = request.app.state.db
+    async with database.session_factory() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]

@@ -1,0 +1,72 @@
+"""The ASGI app: `app.main:app`, or `create_app(settings)` for tests and embedding."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from app.auth.router import router as auth_router
+from app.config import Settings, get_settings
+from app.database import Database
+from app.errors import install_error_handlers
+from app.health.router import router as health_router
+from app.migrations import upgrade_to_head
+from app.users.router import router as users_router
+from app.users.service import ensure_admin
+
+logger = logging.getLogger("app")
+
+
+class StartupError(RuntimeError):
+    """Startup could not complete; the message says why in one line."""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    database: Database = app.state.db
+    try:
+        if settings.migrate_on_startup:
+            # Alembic is synchronous and runs its own event loop in env.py: keep it off ours.
+            await anyio.to_thread.run_sync(upgrade_to_head, database.url)
+            logger.info("database migrated to head")
+        if settings.admin_email and settings.admin_password:
+            await ensure_admin(
+                database.session_factory,
+                email=settings.admin_email,
+                password=settings.admin_password.get_secret_value(),
+                name=settings.admin_name,
+            )
+    except Exception as exc:
+        await database.engine.dispose()
+        target = database.url.render_as_string(hide_password=True)
+        raise StartupError(f"startup failed against {target}: {type(exc).__name__}: {exc}") from None
+    try:
+        yield
+    finally:
+        await database.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Blog API",
+        summary="Users, authentication, posts and comments over async SQLAlchemy.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    # Creating the engine opens no connection; the first request (or the migration) does.
+    app.state.db = Database.from_settings(settings)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.auth.dependencies import CurrentUser, OptionalUser
+from app.database import SessionDep
+from app.errors import error_responses
+from app.models import User
+from app.pagination import Page
+from app.params import UserId
+from app.users import service
+from app.users.schemas import Deleted, UserCreate, UserListParams, UserPrivate, UserPublic, UserRead, UserUpdate
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+def present(user: User, viewer: User | None) -> UserPrivate | UserPublic:
+    """The profile as `viewer` may see it: the email only for its owner and admins."""
+    if service.can_manage(viewer, user.id):
+        return UserPrivate.model_validate(user)
+    return UserPublic.model_validate(user)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPrivate,
+    responses=error_responses(409, 503),
+)
+async def create_user(data: UserCreate, session: SessionDep, response: Response) -> UserPrivate:
+    """Register an account; the response is the new user's own profile."""
+    user = await service.register(session, data)
+    response.headers["Location"] = f"/users/{user.id}"
+    return UserPrivate.model_validate(user)
+
+
+@router.get("", response_model=Page[UserRead], responses=error_responses(401, 403, 503))
+async def list_users(
+    params: Annotated[UserListParams, Query()], session: SessionDep, viewer: OptionalUser
+) -> Page[UserRead]:
+    """List users; deactivated users and the email-domain filter are for admins."""
+    users, total = await service.list_users(session, params, viewer=viewer)
+    return Page[UserRead](
+        items=[present(user, viewer) for user in users], total=total, skip=params.skip, limit=params.limit
+    )
+
+
+@router.get("/me", response_model=UserPrivate, responses=error_responses(401, 503))
+async def read_current_user(user: CurrentUser) -> UserPrivate:
+    """The caller's own profile."""
+    return UserPrivate.model_validate(user)
+
+
+@router.get("/{user_id}", response_model=UserRead, responses=error_responses(401, 404, 503))
+async def read_user(user_id: UserId, session: SessionDep, viewer: OptionalUser) -> UserRead:
+    """A profile; the email is shown to its owner and to admins only."""
+    user = await service.get_visible(session, user_id, viewer=viewer)
+    return present(user, viewer)
+
+
+@router.patch("/{user_id}", response_model=UserPrivate, responses=error_responses(401, 403, 404, 409, 503))
+async def update_user(user_id: UserId, data: UserUpdate, session: SessionDep, viewer: CurrentUser) -> UserPrivate:
+    """Change an account (its owner or an admin); `is_active` and `is_admin` are for admins."""
+    user = await service.update_user(session, user_id, data, viewer=viewer)
+    return UserPrivate.model_validate(user)
+
+
+@router.delete("/{user_id}", response_model=Deleted, responses=error_responses(401, 403, 404, 503))
+async def delete_user(user_id: UserId, session: SessionDep, viewer: CurrentUser) -> Deleted:
+    """Delete an account (its owner or an admin), with everything it owns."""
+    await service.delete_user(session, user_id, viewer=viewer)
+    return Deleted(deleted=user_id)

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
+
+from app.models.user import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
+from app.pagination import PageParams, SortOrder
+
+BIO_MAX_LENGTH = 5000
+
+# Stored lower-case: one address is one account, whatever letter case it is typed in.
+Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH), AfterValidator(str.lower)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)]
+Password = Annotated[SecretStr, Field(min_length=8, max_length=128)]
+Bio = Annotated[str, Field(max_length=BIO_MAX_LENGTH)]
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
+
+
+def _domain(value: str) -> str:
+    value = value.strip().lower().removeprefix("@")
+    if not _DOMAIN.match(value):
+        raise ValueError("not a domain name, e.g. example.com")
+    return value
+
+
+Domain = Annotated[str, AfterValidator(_domain)]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    name: Name
+    password: Password
+    bio: Bio | None = None
+
+
+class UserUpdate(BaseModel):
+    """Only the fields sent are changed; `is_active` and `is_admin` are for admins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email | None = None
+    name: Name | None = None
+    password: Password | None = None
+    bio: Bio | None = None
+    is_active: bool | None = None
+    is_admin: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> Self:
+        for field in ("email", "name", "password", "is_active", "is_admin"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class UserPublic(BaseModel):
+    """A profile as anyone may see it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    bio: str | None
+    is_active: bool
+    is_admin: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserPrivate(UserPublic):
+    """A profile as its owner or an admin sees it."""
+
+    email: str
+
+
+UserRead = UserPrivate | UserPublic
+
+
+class UserListParams(PageParams):
+    q: str | None = Field(default=None, max_length=NAME_MAX_LENGTH, description="Case-insensitive part of the name.")
+    is_admin: bool | None = None
+    is_active: bool = Field(default=True, description="`false` lists deactivated users (admins only).")
+    email_domain: list[Domain] = Field(
+        default_factory=list, description="Users with an address at any of these domains (admins only)."
+    )
+    order_by: Literal["id", "created_at", "name"] = "created_at"
+    order: SortOrder = Field(default="desc", description="Ties are broken by id in the same direction.")
+
+
+class Deleted(BaseModel):
+    deleted: int

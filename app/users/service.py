@@ -1,0 +1,104 @@
+"""User rules: who may see, list, change and delete which account. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.errors import NotAuthenticated, NotPermitted
+from app.models import User
+from app.security import hash_password
+from app.users import repository
+from app.users.errors import EmailTaken, UserNotFound
+from app.users.schemas import UserCreate, UserListParams, UserUpdate
+
+
+def can_manage(viewer: User | None, user_id: int) -> bool:
+    """The account's owner and admins may see its email, change it and delete it."""
+    return viewer is not None and (viewer.is_admin or viewer.id == user_id)
+
+
+async def register(session: AsyncSession, data: UserCreate) -> User:
+    # Hash before touching the database, so no pooled connection waits on argon2.
+    password_hash = await hash_password(data.password.get_secret_value())
+    user = User(email=data.email, name=data.name, password_hash=password_hash, bio=data.bio)
+    return await repository.add(session, user)
+
+
+async def get_visible(session: AsyncSession, user_id: int, *, viewer: User | None) -> User:
+    """A deactivated account is visible to admins only; to everyone else it does not exist."""
+    user = await repository.get(session, user_id)
+    if user is None or not (user.is_active or (viewer is not None and viewer.is_admin)):
+        raise UserNotFound()
+    return user
+
+
+async def list_users(
+    session: AsyncSession, params: UserListParams, *, viewer: User | None
+) -> tuple[Sequence[User], int]:
+    if not params.is_active or params.email_domain:
+        _require_admin(viewer, "only admins may list deactivated users or filter by email domain")
+    return await repository.list_page(session, params)
+
+
+async def update_user(session: AsyncSession, user_id: int, data: UserUpdate, *, viewer: User | None) -> User:
+    if not can_manage(viewer, user_id):
+        raise NotPermitted("you may only change your own account")
+    changes = data.model_dump(exclude_unset=True, exclude={"password"})
+    if {"is_active", "is_admin"} & changes.keys():
+        _require_admin(viewer, "only admins may change is_active or is_admin")
+    user = await repository.get(session, user_id)
+    if user is None:
+        raise UserNotFound()
+    if data.password is not None:
+        user.password_hash = await hash_password(data.password.get_secret_value())
+    for field, value in changes.items():
+        setattr(user, field, value)
+    await repository.flush(session)
+    return user
+
+
+async def delete_user(session: AsyncSession, user_id: int, *, viewer: User | None) -> None:
+    if not can_manage(viewer, user_id):
+        raise NotPermitted("you may only delete your own account")
+    if not await repository.delete_by_id(session, user_id):
+        raise UserNotFound()
+
+
+async def ensure_admin(
+    session_factory: async_sessionmaker[AsyncSession], *, email: str, password: str, name: str
+) -> User:
+    """Make sure an admin account with this email exists (the ADMIN_* settings).
+
+    Idempotent, and safe when several workers start at once: whoever loses the insert race
+    promotes the row the winner wrote. An existing account keeps its password.
+    """
+    email = email.strip().lower()
+    password_hash = await hash_password(password)
+    for _ in range(2):
+        async with session_factory() as session:
+            user = await repository.get_by_email(session, email)
+            if user is None:
+                user = User(email=email, name=name, password_hash=password_hash, is_admin=True)
+                try:
+                    await repository.add(session, user)
+                except EmailTaken:
+                    continue
+            else:
+                user.is_admin = True
+                user.is_active = True
+            try:
+                await session.commit()
+            except IntegrityError:
+                continue
+            return user
+    raise RuntimeError(f"could not create or promote the admin account {email}")
+
+
+def _require_admin(viewer: User | None, message: str) -> None:
+    if viewer is None:
+        raise NotAuthenticated()
+    if not viewer.is_admin:
+        raise NotPermitted(message)
