@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from logging.config import fileConfig
-from typing import Any
+from typing import Any, Literal
 
-from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from alembic import context
 from app.config import get_settings, to_async_url
 from app.models import Base, UTCDateTime
 
@@ -27,7 +28,7 @@ def _database_url() -> str:
     return to_async_url(url).render_as_string(hide_password=False)
 
 
-def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     # Migrations must not import app code (it changes; they must not), so autogenerate writes
     # the timestamp type as the plain types it stands for on each dialect.
     if type_ == "type" and isinstance(obj, UTCDateTime):

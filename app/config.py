@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
-
 from pydantic import EmailStr, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url

@@ -129,8 +129,8 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = []
-    for error in exc.errors():
-        error = {key: value for key, value in error.items() if key != "url"}
+    for raw in exc.errors():
+        error = {key: value for key, value in raw.items() if key != "url"}
         # The client knows what it sent; a password echoed back ends up in proxy and client logs.
         if any("password" in str(part) for part in error.get("loc", ())):
             error.pop("input", None)

@@ -41,7 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 password=settings.admin_password.get_secret_value(),
                 name=settings.admin_name,
             )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- any startup failure becomes one clear line
         await database.engine.dispose()
         target = database.url.render_as_string(hide_password=True)
         raise StartupError(f"startup failed against {target}: {type(exc).__name__}: {exc}") from None

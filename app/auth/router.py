@@ -16,7 +16,10 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @router.post("/token", response_model=Token, responses=error_responses(401, 503))
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, settings: SettingsDep, response: Response
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> Token:
     """Exchange an email (`username`) and password for a bearer token."""
     token = await service.issue_token(session, email=form.username, password=form.password, settings=settings)

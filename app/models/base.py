@@ -36,7 +36,7 @@ def utc_now() -> datetime:
 def _created_at(context: DefaultExecutionContext) -> datetime:
     # A new row's updated_at equals its created_at to the microsecond, rather than trailing it by
     # the time between two clock reads. created_at precedes it, so its default is already computed.
-    created_at: datetime | None = context.get_current_parameters().get("created_at")
+    created_at: datetime | None = context.get_current_parameters().get("created_at")  # type: ignore[no-untyped-call]
     return created_at or utc_now()
 
 

@@ -65,10 +65,7 @@ def _filters(params: UserListParams) -> list[ColumnElement[bool]]:
 async def list_page(session: AsyncSession, params: UserListParams) -> tuple[Sequence[User], int]:
     filters = _filters(params)
     column = _ORDER_COLUMNS[params.order_by]
-    if params.order == "desc":
-        ordering = (column.desc(), User.id.desc())
-    else:
-        ordering = (column.asc(), User.id.asc())
+    ordering = (column.desc(), User.id.desc()) if params.order == "desc" else (column.asc(), User.id.asc())
     page = select(User).where(*filters).order_by(*ordering).offset(params.skip).limit(params.limit)
     users = (await session.scalars(page)).all()
     total = await session.scalar(select(func.count()).select_from(User).where(*filters))

@@ -1,0 +1,36 @@
+"""`python -m app serve | migrate | check-config`."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from app.config import get_settings
+from app.migrations import upgrade_to_head
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m app")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (migrates first when MIGRATE_ON_STARTUP=true)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--reload", action="store_true", help="restart on code changes (development)")
+    commands.add_parser("migrate", help="upgrade the database to the latest revision")
+    commands.add_parser("check-config", help="validate the settings and print the database in use")
+    args = parser.parse_args(argv)
+
+    # Validate before anything else: a bad setting is one line naming the variable.
+    settings = get_settings()
+    if args.command == "serve":
+        uvicorn.run(
+            "app.main:app", host=args.host, port=args.port, workers=args.workers, reload=args.reload, proxy_headers=True
+        )
+    elif args.command == "migrate":
+        upgrade_to_head()
+    elif args.command == "check-config":
+        print(
+            f"ok: {settings.environment}, database {settings.async_database_url.render_as_string(hide_password=True)}"
+        )

@@ -1,0 +1,205 @@
+"""The suite runs on one or more real databases: `--db sqlite|postgresql|mariadb|all`.
+
+Every test that takes the `backend` fixture (directly or through `app`/`client`) is run once per
+selected backend. Each backend gets a fresh database, built by `alembic upgrade head`; every test
+starts from empty tables. A backend whose server cannot be reached is skipped with the reason --
+except under CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings, load_settings
+from app.main import create_app
+from app.migrations import upgrade_to_head
+from app.models import Base, User
+from tests.databases import BACKENDS, TestDatabase, Unreachable, create_database, drop_database, in_thread
+
+# Settings the developer's shell or .env might carry; the suite sets its own.
+_SETTINGS_ENV = (
+    "DATABASE_URL",
+    "ENVIRONMENT",
+    "SECRET_KEY",
+    "MIGRATE_ON_STARTUP",
+    "ADMIN_EMAIL",
+    "ADMIN_PASSWORD",
+    "ADMIN_NAME",
+    "ACCESS_TOKEN_EXPIRE_MINUTES",
+)
+SECRET_KEY = "test-secret-key-with-plenty-of-entropy-0123456789"
+PASSWORD = "correct horse battery"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        action="append",
+        default=[],
+        choices=[*BACKENDS, "all"],
+        help="backend to run the database tests on (repeatable; default: $TEST_DATABASES or sqlite)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in _SETTINGS_ENV:
+        os.environ.pop(name, None)
+
+
+def _selected_backends(config: pytest.Config) -> list[str]:
+    chosen: list[str] = config.getoption("--db") or os.environ.get("TEST_DATABASES", "sqlite").split(",")
+    if "all" in chosen:
+        return list(BACKENDS)
+    return [backend for backend in BACKENDS if backend in chosen]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", _selected_backends(metafunc.config), indirect=True, scope="session")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
+    """A migrated database on the backend this test instance runs on."""
+    try:
+        database = create_database(request.param)
+    except Unreachable as exc:
+        if in_ci():
+            pytest.fail(f"CI=true requires every backend: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    try:
+        in_thread(upgrade_to_head, database.url)
+        yield database
+    finally:
+        drop_database(database)
+
+
+def make_settings(database: TestDatabase, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database.url_string,
+        "secret_key": SECRET_KEY,
+        "migrate_on_startup": False,
+        "_env_file": None,
+    }
+    return load_settings(**(values | overrides))
+
+
+@pytest.fixture(scope="session")
+async def app(backend: TestDatabase) -> AsyncIterator[FastAPI]:
+    application = create_app(make_settings(backend))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+def session_factory(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = app.state.db.session_factory
+    return factory
+
+
+@pytest.fixture
+async def client(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[httpx.AsyncClient]:
+    # Fresh data for every test: emptied before (not after) so a failing test leaves its rows
+    # for inspection. Real commits, real pool -- concurrency tests see what production sees.
+    async with session_factory() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            await session.execute(table.delete())
+        await session.commit()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as http:
+        yield http
+
+
+_emails = itertools.count(1)
+
+
+def new_email(prefix: str = "user") -> str:
+    return f"{prefix}{next(_emails)}@example.com"
+
+
+Register = Callable[..., Awaitable[dict[str, Any]]]
+Login = Callable[[str, str], Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def register(client: httpx.AsyncClient) -> Register:
+    async def _register(
+        *, email: str | None = None, name: str = "Test User", password: str = PASSWORD, **extra: Any
+    ) -> dict[str, Any]:
+        payload = {"email": email or new_email(), "name": name, "password": password, **extra}
+        response = await client.post("/users", json=payload)
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    return _register
+
+
+@pytest.fixture
+def login(client: httpx.AsyncClient) -> Login:
+    async def _login(email: str, password: str = PASSWORD) -> dict[str, str]:
+        response = await client.post("/auth/token", data={"username": email, "password": password})
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    return _login
+
+
+class Account:
+    """A registered user with a token, for tests that act as someone."""
+
+    def __init__(self, profile: dict[str, Any], headers: dict[str, str]) -> None:
+        self.profile = profile
+        self.id: int = profile["id"]
+        self.email: str = profile["email"]
+        self.headers = headers
+
+
+NewAccount = Callable[..., Awaitable[Account]]
+
+
+@pytest.fixture
+def new_account(register: Register, login: Login, session_factory: async_sessionmaker[AsyncSession]) -> NewAccount:
+    async def _new_account(*, admin: bool = False, **fields: Any) -> Account:
+        profile = await register(**fields)
+        if admin:
+            async with session_factory() as session:
+                await session.execute(update(User).where(User.id == profile["id"]).values(is_admin=True))
+                await session.commit()
+            profile["is_admin"] = True
+        return Account(profile, await login(profile["email"], fields.get("password", PASSWORD)))
+
+    return _new_account
+
+
+@pytest.fixture
+async def alice(new_account: NewAccount) -> Account:
+    return await new_account(name="Alice Smith")
+
+
+@pytest.fixture
+async def bob(new_account: NewAccount) -> Account:
+    return await new_account(name="Bob Jones")
+
+
+@pytest.fixture
+async def admin(new_account: NewAccount) -> Account:
+    return await new_account(name="Ada Admin", admin=True)
+
+
+async def count_users(session_factory: async_sessionmaker[AsyncSession], email: str | None = None) -> int:
+    async with session_factory() as session:
+        query = "SELECT count(*) FROM users" + (" WHERE email = :email" if email else "")
+        return int((await session.execute(text(query), {"email": email} if email else {})).scalar_one())

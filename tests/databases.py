@@ -1,0 +1,105 @@
+"""Throwaway databases on each backend, made and dropped by the test run itself."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.config import to_async_url
+
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+# Where the servers are; override to point the suite elsewhere.
+SERVER_URLS = {
+    "postgresql": os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    "mariadb": os.environ.get("TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/"),
+}
+
+T = TypeVar("T")
+
+
+def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking code that starts its own event loop (Alembic's env.py) away from the test's loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return in_thread(lambda: asyncio.run(coro_fn()))
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    backend: str
+    url: URL
+
+    @property
+    def url_string(self) -> str:
+        return self.url.render_as_string(hide_password=False)
+
+
+class Unreachable(Exception):
+    pass
+
+
+async def _admin_execute(server_url: URL, *statements: str) -> None:
+    engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def create_database(backend: str) -> TestDatabase:
+    """A new, empty database; raises Unreachable when the server does not answer."""
+    if backend == "sqlite":
+        directory = Path(tempfile.mkdtemp(prefix="blogapi-test-"))
+        return TestDatabase(backend, to_async_url(f"sqlite:///{directory / 'test.db'}"))
+    server = to_async_url(SERVER_URLS[backend])
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    if backend == "postgresql":
+        create = f'CREATE DATABASE "{name}"'
+        admin = server.set(database=server.database or "postgres")
+    else:
+        create = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        admin = server.set(database=None)
+    try:
+        run_async(lambda: _admin_execute(admin, create))
+    except Exception as exc:
+        raise Unreachable(f"{backend} at {admin.render_as_string()} is not reachable: {exc}") from exc
+    return TestDatabase(backend, server.set(database=name))
+
+
+def drop_database(database: TestDatabase) -> None:
+    if database.backend == "sqlite":
+        directory = Path(database.url.database or "").parent
+        for file in directory.glob("*"):
+            file.unlink()
+        directory.rmdir()
+        return
+    server = to_async_url(SERVER_URLS[database.backend])
+    name = database.url.database
+    if database.backend == "postgresql":
+        admin = server.set(database=server.database or "postgres")
+        statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    else:
+        admin = server.set(database=None)
+        statement = f"DROP DATABASE IF EXISTS `{name}`"
+    run_async(lambda: _admin_execute(admin, statement))
+
+
+def with_database(url: URL, name: str) -> URL:
+    return make_url(url.render_as_string(hide_password=False)).set(database=name)
