@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings, load_settings
@@ -200,6 +200,8 @@ async def admin(new_account: NewAccount) -> Account:
 
 
 async def count_users(session_factory: async_sessionmaker[AsyncSession], email: str | None = None) -> int:
+    query = select(func.count()).select_from(User)
+    if email is not None:
+        query = query.where(User.email == email)
     async with session_factory() as session:
-        query = "SELECT count(*) FROM users" + (" WHERE email = :email" if email else "")
-        return int((await session.execute(text(query), {"email": email} if email else {})).scalar_one())
+        return int((await session.execute(query)).scalar_one())

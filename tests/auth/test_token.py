@@ -82,15 +82,14 @@ def _token(user_id: int, *, secret: str = SECRET_KEY, algorithm: str = "HS256", 
 async def test_me_rejects_missing_and_invalid_tokens(client: httpx.AsyncClient, alice: Account) -> None:
     valid = alice.headers["Authorization"].removeprefix("Bearer ")
     fingerprint = jwt.decode(valid, SECRET_KEY, algorithms=["HS256"])["pwd"]
+    other_key = "another-key-that-is-long-enough-for-hs256!"
     expired = _token(alice.id, pwd=fingerprint, exp=datetime.now(UTC) - timedelta(seconds=1))
     attempts: dict[str, dict[str, str]] = {
         "missing": {},
         "not a jwt": {"Authorization": "Bearer not-a-jwt"},
         "wrong scheme": {"Authorization": f"Basic {valid}"},
         "expired": {"Authorization": f"Bearer {expired}"},
-        "bad signature": {
-            "Authorization": f"Bearer {_token(alice.id, secret='another-key-that-is-long-enough-for-hs256!', pwd=fingerprint)}"
-        },
+        "bad signature": {"Authorization": f"Bearer {_token(alice.id, secret=other_key, pwd=fingerprint)}"},
         "alg none": {"Authorization": f"Bearer {_token(alice.id, algorithm='none', pwd=fingerprint)}"},
         "tampered": {"Authorization": f"Bearer {valid[:-2]}xx"},
     }
