@@ -16,7 +16,8 @@ from app.users.schemas import UserListParams
 
 _EMAIL_INDEX: Index = next(ix for ix in User.__table__.indexes if ix.name == "ix_users_email")  # type: ignore[attr-defined]
 
-_ORDER_COLUMNS: dict[str, Any] = {"id": User.id, "created_at": User.created_at, "name": User.name}
+# Names sort case-insensitively, the same on every backend (their default collations disagree).
+_ORDER_COLUMNS: dict[str, Any] = {"id": User.id, "created_at": User.created_at, "name": func.lower(User.name)}
 
 
 async def get(session: AsyncSession, user_id: int) -> User | None:
