@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from logging.config import fileConfig
+from pathlib import Path
 from typing import Any, Literal
 
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import pool
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
@@ -62,8 +63,19 @@ def _run_sync(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _check_sqlite_directory(url: URL) -> None:
+    # Fail with a plain message rather than through aiosqlite, whose worker thread outlives a
+    # failed connect and then reports into this (by then closed) event loop.
+    if url.get_backend_name() == "sqlite" and url.database:
+        directory = Path(url.database).expanduser().resolve().parent
+        if not directory.is_dir():
+            raise FileNotFoundError(f"the SQLite database's directory {directory} does not exist")
+
+
 async def run_migrations_online() -> None:
-    engine = create_async_engine(_database_url(), poolclass=pool.NullPool)
+    url = make_url(_database_url())
+    _check_sqlite_directory(url)
+    engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import asyncmy
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import URL
@@ -37,8 +39,20 @@ def engine_options(settings: Settings, url: URL) -> dict[str, Any]:
     if backend == "postgresql":
         options["connect_args"] = {"timeout": settings.db_pool_timeout}
     elif backend == "mysql":
-        options["connect_args"] = {"connect_timeout": max(1, round(settings.db_pool_timeout))}
+        options["async_creator"] = _bounded_mysql_connect(url, settings.db_pool_timeout)
     return options
+
+
+def _bounded_mysql_connect(url: URL, timeout: float) -> Callable[[], Awaitable[Any]]:
+    """asyncmy's own connect_timeout covers the TCP connect only: a server (or proxy) that
+    accepts and then stays silent would hold a request forever in the handshake. Bound the
+    whole connect instead, with the arguments SQLAlchemy's dialect would have passed."""
+    _, params = url.get_dialect()().create_connect_args(url)
+
+    async def connect() -> Any:
+        return await asyncio.wait_for(asyncmy.connect(**params), timeout)
+
+    return connect
 
 
 def create_engine(settings: Settings, url: URL | None = None) -> AsyncEngine:

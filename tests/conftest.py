@@ -23,7 +23,7 @@ from app.config import Settings, load_settings
 from app.main import create_app
 from app.migrations import upgrade_to_head
 from app.models import Base, User
-from tests.databases import BACKENDS, TestDatabase, Unreachable, create_database, drop_database, in_thread
+from tests.databases import BACKENDS, ScratchDatabase, Unreachable, create_database, drop_database, in_thread
 
 # Settings the developer's shell or .env might carry; the suite sets its own.
 _SETTINGS_ENV = (
@@ -72,7 +72,7 @@ def in_ci() -> bool:
 
 
 @pytest.fixture(scope="session")
-def backend(request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
+def backend(request: pytest.FixtureRequest) -> Iterator[ScratchDatabase]:
     """A migrated database on the backend this test instance runs on."""
     try:
         database = create_database(request.param)
@@ -87,7 +87,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
         drop_database(database)
 
 
-def make_settings(database: TestDatabase, **overrides: Any) -> Settings:
+def make_settings(database: ScratchDatabase, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database.url_string,
         "secret_key": SECRET_KEY,
@@ -98,7 +98,7 @@ def make_settings(database: TestDatabase, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def app(backend: TestDatabase) -> AsyncIterator[FastAPI]:
+async def app(backend: ScratchDatabase) -> AsyncIterator[FastAPI]:
     application = create_app(make_settings(backend))
     async with application.router.lifespan_context(application):
         yield application

@@ -40,7 +40,7 @@ def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 @dataclass(frozen=True)
-class TestDatabase:
+class ScratchDatabase:
     backend: str
     url: URL
 
@@ -63,11 +63,11 @@ async def _admin_execute(server_url: URL, *statements: str) -> None:
         await engine.dispose()
 
 
-def create_database(backend: str) -> TestDatabase:
+def create_database(backend: str) -> ScratchDatabase:
     """A new, empty database; raises Unreachable when the server does not answer."""
     if backend == "sqlite":
         directory = Path(tempfile.mkdtemp(prefix="blogapi-test-"))
-        return TestDatabase(backend, to_async_url(f"sqlite:///{directory / 'test.db'}"))
+        return ScratchDatabase(backend, to_async_url(f"sqlite:///{directory / 'test.db'}"))
     server = to_async_url(SERVER_URLS[backend])
     name = f"test_{uuid.uuid4().hex[:12]}"
     if backend == "postgresql":
@@ -80,10 +80,10 @@ def create_database(backend: str) -> TestDatabase:
         run_async(lambda: _admin_execute(admin, create))
     except Exception as exc:
         raise Unreachable(f"{backend} at {admin.render_as_string()} is not reachable: {exc}") from exc
-    return TestDatabase(backend, server.set(database=name))
+    return ScratchDatabase(backend, server.set(database=name))
 
 
-def drop_database(database: TestDatabase) -> None:
+def drop_database(database: ScratchDatabase) -> None:
     if database.backend == "sqlite":
         directory = Path(database.url.database or "").parent
         for file in directory.glob("*"):

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 
-from app.config import SettingsDep
 from app.database import SessionDep
+from app.dependencies import SettingsDep
 from app.errors import NotAuthenticated
 from app.models import User
 from app.security import decode_access_token, password_fingerprint

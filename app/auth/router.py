@@ -7,8 +7,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from app.auth import service
 from app.auth.schemas import Token
-from app.config import SettingsDep
 from app.database import SessionDep
+from app.dependencies import SettingsDep
 from app.errors import error_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])

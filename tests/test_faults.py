@@ -1,0 +1,137 @@
+"""The unit of work under faults: failed commits, unreachable databases, an exhausted pool."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from app.main import create_app
+from tests.conftest import PASSWORD, count_users, make_settings, new_email
+from tests.databases import ScratchDatabase
+
+
+async def test_a_commit_that_fails_is_never_answered_with_2xx(
+    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    def fail_commit(session: Session) -> None:
+        raise OperationalError("COMMIT", None, ConnectionResetError("connection lost during COMMIT"))
+
+    email = new_email("uncommitted")
+    event.listen(Session, "before_commit", fail_commit)
+    try:
+        response = await client.post("/users", json={"email": email, "name": "Ghost", "password": PASSWORD})
+    finally:
+        event.remove(Session, "before_commit", fail_commit)
+    assert response.status_code == 503
+    assert "retry-after" in response.headers
+    assert await count_users(session_factory, email) == 0
+
+
+async def test_a_write_is_committed_before_the_response_arrives(
+    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    committed_before_response: list[bool] = []
+
+    def record(session: Session) -> None:
+        committed_before_response.append(True)
+
+    event.listen(Session, "after_commit", record)
+    try:
+        email = new_email("committed")
+        response = await client.post("/users", json={"email": email, "name": "Kept", "password": PASSWORD})
+        seen_at_response = list(committed_before_response)
+    finally:
+        event.remove(Session, "after_commit", record)
+    assert response.status_code == 201
+    assert seen_at_response == [True]
+    assert await count_users(session_factory, email) == 1
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections and then never says a word."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield server.getsockname()[1]
+
+
+def _unreachable_urls(backend: ScratchDatabase, silent_port: int) -> list[str]:
+    if backend.backend == "sqlite":
+        return ["sqlite:////nonexistent-directory/blog.db"]
+    scheme = "postgresql" if backend.backend == "postgresql" else "mysql"
+    user = "postgres" if backend.backend == "postgresql" else "root"
+    refused = f"{scheme}://{user}@127.0.0.1:1/app"
+    silent = f"{scheme}://{user}@127.0.0.1:{silent_port}/app"
+    return [refused, silent]
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app through its lifespan, as a client talks to it."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client,
+    ):
+        yield client
+
+
+async def test_unreachable_database_is_a_prompt_503(backend: ScratchDatabase, silent_server: int) -> None:
+    for url in _unreachable_urls(backend, silent_server):
+        app = create_app(make_settings(backend, database_url=url, db_pool_timeout=1.0))
+        async with serving(app) as client:
+            assert (await client.get("/health/live")).status_code == 200
+            for method, path, payload in [
+                ("GET", "/users", None),
+                ("POST", "/users", {"email": new_email(), "name": "N", "password": PASSWORD}),
+                ("GET", "/health/ready", None),
+            ]:
+                started = time.perf_counter()
+                response = await client.request(method, path, json=payload)
+                elapsed = time.perf_counter() - started
+                assert response.status_code == 503, (url, path, response.text)
+                assert int(response.headers["retry-after"]) > 0
+                assert "Traceback" not in response.text
+                assert elapsed < 5, (url, path, elapsed)
+
+
+async def test_exhausted_pool_is_a_503_within_the_pool_timeout(backend: ScratchDatabase) -> None:
+    app = create_app(make_settings(backend, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5))
+    async with serving(app) as client:
+        async with app.state.db.engine.connect() as held:
+            await held.execute(text("SELECT 1"))
+            started = time.perf_counter()
+            response = await client.get("/users")
+            elapsed = time.perf_counter() - started
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["detail"].startswith("The database is busy")
+        assert 0.4 < elapsed < 3
+        # The connection is back: service resumes without a restart.
+        assert (await client.get("/users")).status_code == 200
+
+
+async def test_unexpected_errors_are_a_bare_500_without_details(app: FastAPI, client: httpx.AsyncClient) -> None:
+    async def explode() -> Any:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/_explode", explode)
+    try:
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as quiet:
+            response = await quiet.get("/_explode")
+    finally:
+        app.router.routes.pop()
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error"}

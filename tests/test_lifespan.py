@@ -1,0 +1,79 @@
+"""Startup: migrations, readiness, the admin account from settings, clear failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from app.main import StartupError, create_app
+from app.migrations import head_revision
+from app.models import User
+from tests.conftest import make_settings
+from tests.databases import ScratchDatabase, create_database, drop_database
+from tests.test_faults import serving
+
+ADMIN = {"admin_email": "Root@Example.com", "admin_password": "admin password 1", "admin_name": "Root"}
+
+
+@pytest.fixture
+def empty_database(backend: ScratchDatabase) -> Iterator[ScratchDatabase]:
+    """A database on the same backend that nobody has migrated."""
+    database = create_database(backend.backend)
+    yield database
+    drop_database(database)
+
+
+async def test_unmigrated_database_is_not_ready(empty_database: ScratchDatabase) -> None:
+    app = create_app(make_settings(empty_database))
+    async with serving(app) as client:
+        response = await client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["revision"] is None
+    assert response.json()["expected_revision"] == head_revision()
+
+
+async def test_startup_migrates_then_creates_the_admin_idempotently(empty_database: ScratchDatabase) -> None:
+    settings = make_settings(empty_database, migrate_on_startup=True, **ADMIN)
+    for _ in range(2):
+        app = create_app(settings)
+        async with serving(app) as client:
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 200
+            assert ready.json()["revision"] == head_revision()
+            token = await client.post(
+                "/auth/token", data={"username": "root@example.com", "password": "admin password 1"}
+            )
+            assert token.status_code == 200
+            me = await client.get("/users/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+            assert me.json()["is_admin"] is True
+            assert me.json()["name"] == "Root"
+            async with app.state.db.session_factory() as session:
+                assert len((await session.scalars(select(User))).all()) == 1
+
+
+async def test_startup_promotes_an_existing_account_and_keeps_its_password(empty_database: ScratchDatabase) -> None:
+    app = create_app(make_settings(empty_database, migrate_on_startup=True))
+    async with serving(app) as client:
+        payload = {"email": "root@example.com", "name": "Existing", "password": "their own password"}
+        assert (await client.post("/users", json=payload)).status_code == 201
+    app = create_app(make_settings(empty_database, migrate_on_startup=True, **ADMIN))
+    async with serving(app) as client:
+        token = await client.post(
+            "/auth/token", data={"username": "root@example.com", "password": "their own password"}
+        )
+        me = await client.get("/users/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+        assert me.json()["is_admin"] is True
+        assert me.json()["name"] == "Existing"
+
+
+async def test_startup_against_an_unreachable_database_fails_in_one_line(backend: ScratchDatabase) -> None:
+    url = "sqlite:////nonexistent-directory/x.db" if backend.backend == "sqlite" else None
+    url = url or backend.url.set(port=1).render_as_string(hide_password=False)
+    app = create_app(make_settings(backend, database_url=url, migrate_on_startup=True, db_pool_timeout=1.0))
+    with pytest.raises(StartupError) as error:
+        async with app.router.lifespan_context(app):
+            pass
+    assert str(error.value).startswith("startup failed against ")
+    assert "\n" not in str(error.value)
