@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import copy
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from app.config import get_settings
 from app.migrations import upgrade_to_head
@@ -25,8 +27,17 @@ def main(argv: list[str] | None = None) -> None:
     # Validate before anything else: a bad setting is one line naming the variable.
     settings = get_settings()
     if args.command == "serve":
+        # uvicorn's logging, plus the app's own loggers (startup migration, 503s, 500 tracebacks).
+        log_config = copy.deepcopy(LOGGING_CONFIG)
+        log_config["loggers"]["app"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
         uvicorn.run(
-            "app.main:app", host=args.host, port=args.port, workers=args.workers, reload=args.reload, proxy_headers=True
+            "app.main:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            reload=args.reload,
+            proxy_headers=True,
+            log_config=log_config,
         )
     elif args.command == "migrate":
         upgrade_to_head()
