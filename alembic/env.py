@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
 from app.config import get_settings, to_async_url
+from app.database import connect_options
 from app.models import Base, UTCDateTime
 
 config = context.config
@@ -75,7 +76,11 @@ def _check_sqlite_directory(url: URL) -> None:
 async def run_migrations_online() -> None:
     url = make_url(_database_url())
     _check_sqlite_directory(url)
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    settings = get_settings()
+    options = connect_options(url, connect_timeout=settings.db_pool_timeout, command_timeout=None)
+    # Unlike the app's connections, these leave SQLite's foreign keys off: batch mode rebuilds a
+    # table by copy-and-drop, and with enforcement on the drop would cascade into its children.
+    engine = create_async_engine(url, poolclass=pool.NullPool, **options)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

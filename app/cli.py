@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
+import secrets
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -27,6 +29,14 @@ def main(argv: list[str] | None = None) -> None:
     # Validate before anything else: a bad setting is one line naming the variable.
     settings = get_settings()
     if args.command == "serve":
+        if settings.migrate_on_startup:
+            # Once, here, rather than in every worker (or on every reload) at the same time.
+            upgrade_to_head()
+            os.environ["MIGRATE_ON_STARTUP"] = "false"
+        if settings.secret_key is None and settings.environment == "development":
+            # Workers and reloads are separate processes: they must sign with one key, or a
+            # token from one is rejected by the next.
+            os.environ["SECRET_KEY"] = secrets.token_urlsafe(48)
         # uvicorn's logging, plus the app's own loggers (startup migration, 503s, 500 tracebacks).
         log_config = copy.deepcopy(LOGGING_CONFIG)
         log_config["loggers"]["app"] = {"handlers": ["default"], "level": "INFO", "propagate": False}

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=1000)
     # Also the connect timeout: an unreachable database answers 503 after about this long.
     db_pool_timeout: float = Field(default=5.0, gt=0, le=300)
+    # How long one statement may run (SQLite: wait for a lock) before the request gets a 503.
+    db_command_timeout: float = Field(default=30.0, gt=0, le=3600)
     db_pool_recycle: int = Field(default=1800, ge=-1)
     db_pool_pre_ping: bool = True
     db_echo: bool = False

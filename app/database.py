@@ -15,39 +15,54 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 
-SQLITE_BUSY_TIMEOUT_MS = 5000
-
 
 def engine_options(settings: Settings, url: URL) -> dict[str, Any]:
-    """Keyword arguments for create_async_engine, only those the dialect takes."""
+    """Keyword arguments for the app's create_async_engine, only those the dialect takes."""
     options: dict[str, Any] = {
         "echo": settings.db_echo,
+        # Error messages (and so logs) would otherwise carry the statement's parameters:
+        # password hashes, emails. Shown only when SQL logging was asked for.
+        "hide_parameters": not settings.db_echo,
         # A file SQLite database is served from a queue pool like the servers (SQLAlchemy's default
         # for aiosqlite files), so size and timeout apply to it as well.
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout,
+        **connect_options(url, connect_timeout=settings.db_pool_timeout, command_timeout=settings.db_command_timeout),
     }
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        return options
-    # Connections to a server go stale (restarts, idle timeouts, failovers); a file never does.
-    options["pool_recycle"] = settings.db_pool_recycle
-    options["pool_pre_ping"] = settings.db_pool_pre_ping
-    # Without a connect timeout an unreachable host blocks a request for the driver's default
-    # (60 s for asyncpg) instead of failing over to a 503 after the pool timeout.
-    if backend == "postgresql":
-        options["connect_args"] = {"timeout": settings.db_pool_timeout}
-    elif backend == "mysql":
-        options["async_creator"] = _bounded_mysql_connect(url, settings.db_pool_timeout)
+    if url.get_backend_name() != "sqlite":
+        # Connections to a server go stale (restarts, idle timeouts, failovers); a file never does.
+        options["pool_recycle"] = settings.db_pool_recycle
+        options["pool_pre_ping"] = settings.db_pool_pre_ping
     return options
 
 
-def _bounded_mysql_connect(url: URL, timeout: float) -> Callable[[], Awaitable[Any]]:
+def connect_options(url: URL, *, connect_timeout: float, command_timeout: float | None) -> dict[str, Any]:
+    """Bounds on how long connecting, and each statement, may take.
+
+    Without them an unreachable or frozen server holds a request for the driver's default
+    (60 s to connect with asyncpg; forever with asyncmy, or on an established connection that
+    went silent) instead of failing over to a 503. Alembic passes no command timeout: a
+    migration may legitimately run for long.
+    """
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        connect_args: dict[str, Any] = {"timeout": connect_timeout}
+        if command_timeout is not None:
+            connect_args["command_timeout"] = command_timeout
+        return {"connect_args": connect_args}
+    if backend == "mysql":
+        return {"async_creator": _bounded_mysql_connect(url, connect_timeout, command_timeout)}
+    return {}
+
+
+def _bounded_mysql_connect(url: URL, timeout: float, read_timeout: float | None) -> Callable[[], Awaitable[Any]]:
     """asyncmy's own connect_timeout covers the TCP connect only: a server (or proxy) that
     accepts and then stays silent would hold a request forever in the handshake. Bound the
     whole connect instead, with the arguments SQLAlchemy's dialect would have passed."""
     _, params = url.get_dialect()().create_connect_args(url)
+    if read_timeout is not None:
+        params["read_timeout"] = read_timeout
 
     async def connect() -> Any:
         return await asyncio.wait_for(asyncmy.connect(**params), timeout)
@@ -58,23 +73,30 @@ def _bounded_mysql_connect(url: URL, timeout: float) -> Callable[[], Awaitable[A
 def create_engine(settings: Settings, url: URL | None = None) -> AsyncEngine:
     url = url or settings.async_database_url
     engine = create_async_engine(url, **engine_options(settings, url))
-    if url.get_backend_name() == "sqlite":
-        event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
-    elif url.get_backend_name() == "mysql":
-        event.listen(engine.sync_engine, "connect", _configure_mysql_connection)
+    configure_connections(engine, busy_timeout=settings.db_command_timeout)
     return engine
 
 
-def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # Off by default in SQLite; without it ON DELETE CASCADE silently does nothing.
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # Readers no longer block the writer (and vice versa); the busy timeout makes a second
-    # writer wait for the lock instead of failing at once with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def configure_connections(engine: AsyncEngine, *, busy_timeout: float) -> None:
+    """Per-connection session settings, applied whenever the pool opens a connection."""
+    backend = engine.url.get_backend_name()
+    if backend == "sqlite":
+        busy_timeout_ms = round(busy_timeout * 1000)
+
+        def configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            # Off by default in SQLite; without it ON DELETE CASCADE silently does nothing.
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # Readers no longer block the writer (and vice versa); the busy timeout makes a
+            # second writer wait for the lock instead of failing at once with "database is locked".
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        event.listen(engine.sync_engine, "connect", configure_sqlite)
+    elif backend == "mysql":
+        event.listen(engine.sync_engine, "connect", _configure_mysql_connection)
 
 
 def _configure_mysql_connection(dbapi_connection: Any, _record: Any) -> None:

@@ -7,6 +7,7 @@ Hierarchy::
     +-- NotPermitted            403
     +-- NotFound                404  (UserNotFound, ...)
     +-- Conflict                409  (EmailTaken, ...)
+    +-- InvalidValue            422  (what validation let through but a column cannot hold)
     +-- ServiceUnavailable      503  (with Retry-After)
 
 Database failures that are nobody's input error -- the server is unreachable, the pool is
@@ -16,7 +17,9 @@ with its traceback and answered with a bare 500, never the traceback itself.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -61,6 +64,11 @@ class Conflict(AppError):
     detail = "Conflicts with existing data"
 
 
+class InvalidValue(AppError):
+    status_code = 422
+    detail = "A value is out of range or too long to be stored"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     detail = "Service unavailable"
@@ -103,17 +111,42 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     return _render(exc)
 
 
+# SQLSTATE classes that mean "the server cannot serve now", whatever class the driver maps them
+# to: 08 connection exception, 53 insufficient resources (too many clients), 57P operator
+# intervention (shutting down, starting up -- what a restarting PostgreSQL answers).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+_CONNECTION_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+}
+
+
 def database_error(exc: BaseException) -> AppError | None:
-    """The 503 for a database failure that is not the client's fault, or None."""
+    """The response for a database failure that is not the client's fault, or None."""
     if isinstance(exc, sa_exc.TimeoutError):  # QueuePool: nothing was checked in within pool_timeout
         return DatabaseBusy()
-    if isinstance(exc, sa_exc.DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    if isinstance(exc, sa_exc.DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if (
+            exc.connection_invalidated
+            or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+            or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+        ):
+            return DatabaseUnavailable()
+        if isinstance(exc, sa_exc.DataError):
+            # Input that validation let through but the column cannot hold.
+            return InvalidValue()
+        return None
+    # Drivers raise plain socket errors (refused, reset, timed out) while connecting; SQLAlchemy
+    # only wraps the driver's own exception classes.
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or (
+        isinstance(exc, OSError) and exc.errno in _CONNECTION_ERRNOS
     ):
-        return DatabaseUnavailable()
-    # Drivers raise plain socket errors (refused, reset, timed out -- TimeoutError is an OSError)
-    # while connecting; SQLAlchemy only wraps the driver's own exception classes.
-    if isinstance(exc, OSError):
         return DatabaseUnavailable()
     return None
 
@@ -132,7 +165,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     for raw in exc.errors():
         error = {key: value for key, value in raw.items() if key != "url"}
         # The client knows what it sent; a password echoed back ends up in proxy and client logs.
-        if any("password" in str(part) for part in error.get("loc", ())):
+        # A whole body or form (an error about no single field) may hold one too.
+        if any("password" in str(part) for part in error.get("loc", ())) or isinstance(error.get("input"), dict | list):
             error.pop("input", None)
         errors.append(error)
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)

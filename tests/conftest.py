@@ -64,7 +64,12 @@ def _selected_backends(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", _selected_backends(metafunc.config), indirect=True, scope="session")
+        backends = _selected_backends(metafunc.config)
+        # @pytest.mark.backends(...) narrows a test to the backends where its fault can happen.
+        marker = metafunc.definition.get_closest_marker("backends")
+        if marker is not None:
+            backends = [backend for backend in backends if backend in marker.args]
+        metafunc.parametrize("backend", backends, indirect=True, scope="session")
 
 
 def in_ci() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,9 +14,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from starlette.types import Message, Receive, Scope, Send
 
+from app.database import SessionDep
 from app.main import create_app
 from tests.conftest import PASSWORD, count_users, make_settings, new_email
 from tests.databases import ScratchDatabase
@@ -38,23 +41,31 @@ async def test_a_commit_that_fails_is_never_answered_with_2xx(
     assert await count_users(session_factory, email) == 0
 
 
-async def test_a_write_is_committed_before_the_response_arrives(
-    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+async def test_a_write_is_committed_before_the_response_starts(
+    app: FastAPI, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    committed_before_response: list[bool] = []
+    order: list[str] = []
 
-    def record(session: Session) -> None:
-        committed_before_response.append(True)
+    async def recording_app(scope: Scope, receive: Receive, send: Send) -> None:
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                order.append("response starts")
+            await send(message)
 
-    event.listen(Session, "after_commit", record)
+        await app(scope, receive, recording_send)
+
+    def record_commit(session: Session) -> None:
+        order.append("commit")
+
+    event.listen(Session, "after_commit", record_commit)
     try:
-        email = new_email("committed")
-        response = await client.post("/users", json={"email": email, "name": "Kept", "password": PASSWORD})
-        seen_at_response = list(committed_before_response)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(recording_app), base_url="http://test") as client:
+            email = new_email("committed")
+            response = await client.post("/users", json={"email": email, "name": "Kept", "password": PASSWORD})
     finally:
-        event.remove(Session, "after_commit", record)
+        event.remove(Session, "after_commit", record_commit)
     assert response.status_code == 201
-    assert seen_at_response == [True]
+    assert order == ["commit", "response starts"]
     assert await count_users(session_factory, email) == 1
 
 
@@ -135,3 +146,72 @@ async def test_unexpected_errors_are_a_bare_500_without_details(app: FastAPI, cl
         app.router.routes.pop()
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal Server Error"}
+
+
+async def test_a_statement_that_outlives_the_command_timeout_is_a_503(backend: ScratchDatabase) -> None:
+    app = create_app(make_settings(backend, db_command_timeout=1.0))
+    slow_sql = {"postgresql": "SELECT pg_sleep(10)", "mariadb": "SELECT SLEEP(10)"}
+
+    async def stall(session: SessionDep) -> dict[str, bool]:
+        if backend.backend == "sqlite":
+            # A file database's form of a stalled server: a lock someone else holds.
+            await session.execute(text("INSERT INTO users (email, name, password_hash) VALUES ('w@x.io', 'w', 'x')"))
+        else:
+            await session.execute(text(slow_sql[backend.backend]))
+        return {"done": True}
+
+    app.add_api_route("/_stall", stall, methods=["POST"])
+    async with serving(app) as client:
+        async with app.state.db.engine.connect() as blocker:
+            if backend.backend == "sqlite":
+                await blocker.execute(
+                    text("INSERT INTO users (email, name, password_hash) VALUES ('b@x.io', 'b', 'x')")
+                )
+            started = time.perf_counter()
+            response = await client.post("/_stall")
+            elapsed = time.perf_counter() - started
+            await blocker.rollback()
+        assert response.status_code == 503, response.text
+        assert 0.9 < elapsed < 5
+        # The pool recovers: the next request is served normally.
+        assert (await client.get("/users")).status_code == 200
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+async def test_a_server_refusing_connections_is_a_503(backend: ScratchDatabase) -> None:
+    """Too many connections -- what a busy or restarting server answers -- is not our bug: 503."""
+    role = f"limited_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(backend.url, isolation_level="AUTOCOMMIT")
+    if backend.backend == "postgresql":
+        setup = [f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"]
+        teardown = [f"DROP ROLE {role}"]
+        url = backend.url.set(username=role, password=None)
+    else:
+        setup = [
+            f"CREATE USER '{role}'@'%' WITH MAX_USER_CONNECTIONS 1",
+            f"GRANT ALL ON `{backend.url.database}`.* TO '{role}'@'%'",
+        ]
+        teardown = [f"DROP USER '{role}'@'%'"]
+        url = backend.url.set(username=role, password=None)
+    async with admin.connect() as connection:
+        for statement in setup:
+            await connection.execute(text(statement))
+    try:
+        app = create_app(make_settings(backend, database_url=url.render_as_string(hide_password=False)))
+        async with serving(app) as client:
+            if backend.backend == "mariadb":
+                # The one connection this user may have is taken.
+                async with app.state.db.engine.connect() as taken:
+                    await taken.execute(text("SELECT 1"))
+                    other = create_app(make_settings(backend, database_url=url.render_as_string(hide_password=False)))
+                    async with serving(other) as second:
+                        response = await second.get("/users")
+            else:
+                response = await client.get("/users")
+        assert response.status_code == 503, response.text
+        assert "retry-after" in response.headers
+    finally:
+        async with admin.connect() as connection:
+            for statement in teardown:
+                await connection.execute(text(statement))
+        await admin.dispose()

@@ -53,17 +53,22 @@ async def test_startup_migrates_then_creates_the_admin_idempotently(empty_databa
                 assert len((await session.scalars(select(User))).all()) == 1
 
 
-async def test_startup_promotes_an_existing_account_and_keeps_its_password(empty_database: ScratchDatabase) -> None:
+async def test_startup_promotes_an_existing_account_under_the_admin_password(empty_database: ScratchDatabase) -> None:
     app = create_app(make_settings(empty_database, migrate_on_startup=True))
     async with serving(app) as client:
-        payload = {"email": "root@example.com", "name": "Existing", "password": "their own password"}
+        # Someone registered the admin's address first, with a password of their own.
+        squatter = {"username": "root@example.com", "password": "squatter password"}
+        payload = {"email": squatter["username"], "name": "Existing", "password": squatter["password"]}
         assert (await client.post("/users", json=payload)).status_code == 201
+        token = (await client.post("/auth/token", data=squatter)).json()["access_token"]
+        squatter_headers = {"Authorization": f"Bearer {token}"}
     app = create_app(make_settings(empty_database, migrate_on_startup=True, **ADMIN))
     async with serving(app) as client:
-        token = await client.post(
-            "/auth/token", data={"username": "root@example.com", "password": "their own password"}
-        )
-        me = await client.get("/users/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+        assert (await client.get("/users/me", headers=squatter_headers)).status_code == 401
+        assert (await client.post("/auth/token", data=squatter)).status_code == 401
+        credentials = {"username": "root@example.com", "password": "admin password 1"}
+        token = (await client.post("/auth/token", data=credentials)).json()["access_token"]
+        me = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
         assert me.json()["is_admin"] is True
         assert me.json()["name"] == "Existing"
 

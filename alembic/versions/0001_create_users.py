@@ -36,7 +36,11 @@ def upgrade() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("email", sa.String(length=255), nullable=False),
+        sa.Column(
+            "email",
+            sa.String(length=255).with_variant(mysql.VARCHAR(length=255, collation="utf8mb4_bin"), "mysql", "mariadb"),
+            nullable=False,
+        ),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("bio", sa.Text(), nullable=True),

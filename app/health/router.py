@@ -5,9 +5,9 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.database import Database
-from app.errors import database_error
 from app.migrations import current_revision, head_revision
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -34,10 +34,9 @@ async def ready(request: Request) -> Health | JSONResponse:
     try:
         async with database.engine.connect() as connection:
             revision = await current_revision(connection)
-    except Exception as exc:
-        if database_error(exc) is None:
-            raise
-        return _unavailable("database unreachable", None, expected)
+    except (SQLAlchemyError, OSError) as exc:
+        # Whatever stops us from asking -- down, starting up, full, misconfigured -- is "not ready".
+        return _unavailable(f"database unavailable: {type(exc).__name__}", None, expected)
     if revision != expected:
         return _unavailable(f"database is at revision {revision}, this code expects {expected}", revision, expected)
     return Health(status="ok", revision=revision, expected_revision=expected)

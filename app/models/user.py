@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Index, String, Text, false, true
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, TimestampMixin
 
 EMAIL_MAX_LENGTH = 255
 NAME_MAX_LENGTH = 100
+_EMAIL_TYPE = String(EMAIL_MAX_LENGTH).with_variant(
+    mysql.VARCHAR(EMAIL_MAX_LENGTH, collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 
 class User(TimestampMixin, Base):
@@ -14,8 +18,15 @@ class User(TimestampMixin, Base):
     __table_args__ = (Index(None, "email", "is_active"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Always stored lower-case, so the plain unique index makes addresses unique in any letter case.
-    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), unique=True, index=True)
+    # Always stored lower-case, so the plain unique index makes addresses unique in any letter
+    # case. Binary on MariaDB, whose default collation would also equate "jose" and "josé".
+    email: Mapped[str] = mapped_column(
+        String(EMAIL_MAX_LENGTH).with_variant(
+            mysql.VARCHAR(EMAIL_MAX_LENGTH, collation="utf8mb4_bin"), "mysql", "mariadb"
+        ),
+        unique=True,
+        index=True,
+    )
     name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH))
     password_hash: Mapped[str] = mapped_column(String(255))
     bio: Mapped[str | None] = mapped_column(Text)

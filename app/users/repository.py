@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, delete, func, or_, select
+from sqlalchemy import ColumnElement, Index, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +43,14 @@ async def add(session: AsyncSession, user: User) -> User:
     session.add(user)
     await flush(session)
     return user
+
+
+async def replace_password_hash(session: AsyncSession, user_id: int, *, old: str, new: str) -> bool:
+    """Compare-and-set: False when the hash is no longer `old` (changed, or the user is gone)."""
+    result = await session.execute(
+        update(User).where(User.id == user_id, User.password_hash == old).values(password_hash=new)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def delete_by_id(session: AsyncSession, user_id: int) -> bool:

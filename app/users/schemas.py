@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -12,7 +12,9 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
-    model_validator,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
 )
 
 from app.models.user import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
@@ -20,8 +22,24 @@ from app.pagination import PageParams, SortOrder
 
 BIO_MAX_LENGTH = 5000
 
+T = TypeVar("T")
+
 # Stored lower-case: one address is one account, whatever letter case it is typed in.
 Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH), AfterValidator(str.lower)]
+_email_adapter: TypeAdapter[str] = TypeAdapter(Email)
+
+
+def normalize_email(value: str) -> str:
+    """An address as registration stores it (IDNA and Unicode forms unified, lower-case).
+
+    Something that is not an address at all comes back lower-cased: it matches no account.
+    """
+    try:
+        return _email_adapter.validate_python(value.strip())
+    except ValidationError:
+        return value.strip().lower()
+
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)]
 Password = Annotated[SecretStr, Field(min_length=8, max_length=128)]
 Bio = Annotated[str, Field(max_length=BIO_MAX_LENGTH)]
@@ -60,12 +78,14 @@ class UserUpdate(BaseModel):
     is_active: bool | None = None
     is_admin: bool | None = None
 
-    @model_validator(mode="after")
-    def _no_null_for_required(self) -> Self:
-        for field in ("email", "name", "password", "is_active", "is_admin"):
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise ValueError(f"{field} cannot be null")
-        return self
+    @field_validator("email", "name", "password", "is_active", "is_admin")
+    @classmethod
+    def _not_null(cls, value: T | None) -> T:
+        # Omitting a field leaves it alone; an explicit null for one that must have a value is
+        # an error (bio alone may be cleared with null).
+        if value is None:
+            raise ValueError("may be omitted, but not null")
+        return value
 
 
 class UserPublic(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
@@ -9,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import NotAuthenticated, NotPermitted
 from app.models import User
-from app.security import hash_password
+from app.security import hash_password, verify_password
 from app.users import repository
 from app.users.errors import EmailTaken, UserNotFound
-from app.users.schemas import UserCreate, UserListParams, UserUpdate
+from app.users.schemas import UserCreate, UserListParams, UserUpdate, normalize_email
+
+logger = logging.getLogger(__name__)
 
 
 def can_manage(viewer: User | None, user_id: int) -> bool:
@@ -70,23 +73,28 @@ async def delete_user(session: AsyncSession, user_id: int, *, viewer: User | Non
 async def ensure_admin(
     session_factory: async_sessionmaker[AsyncSession], *, email: str, password: str, name: str
 ) -> User:
-    """Make sure an admin account with this email exists (the ADMIN_* settings).
+    """Make sure an active admin account with this email and password exists (ADMIN_* settings).
 
     Idempotent, and safe when several workers start at once: whoever loses the insert race
-    promotes the row the winner wrote. An existing account keeps its password.
+    promotes the row the winner wrote. An existing account is promoted and keeps its name; its
+    password is replaced by ADMIN_PASSWORD unless it already is that password -- registration
+    does not prove who owns an address, so whoever registered ADMIN_EMAIL first must not end up
+    an admin under a password the operator does not know.
     """
-    email = email.strip().lower()
-    password_hash = await hash_password(password)
+    email = normalize_email(email)
     for _ in range(2):
         async with session_factory() as session:
             user = await repository.get_by_email(session, email)
             if user is None:
-                user = User(email=email, name=name, password_hash=password_hash, is_admin=True)
+                user = User(email=email, name=name, password_hash=await hash_password(password), is_admin=True)
                 try:
                     await repository.add(session, user)
                 except EmailTaken:
                     continue
             else:
+                if not await verify_password(user.password_hash, password):
+                    logger.warning("ADMIN_EMAIL %s exists with another password; setting ADMIN_PASSWORD", email)
+                    user.password_hash = await hash_password(password)
                 user.is_admin = True
                 user.is_active = True
             try:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
-from sqlalchemy import update
+from argon2 import PasswordHasher, extract_parameters
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import User
@@ -122,3 +123,30 @@ async def test_changing_the_password_revokes_earlier_tokens(client: httpx.AsyncC
     assert old.status_code == 401
     new = await client.post("/auth/token", data={"username": account.email, "password": "a brand new one"})
     assert new.status_code == 200
+
+
+async def test_login_upgrades_a_weaker_hash(
+    client: httpx.AsyncClient, alice: Account, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    async with session_factory() as session:
+        await session.execute(update(User).where(User.id == alice.id).values(password_hash=weak))
+        await session.commit()
+    response = await client.post("/auth/token", data={"username": alice.email, "password": PASSWORD})
+    assert response.status_code == 200
+    async with session_factory() as session:
+        stored = await session.scalar(select(User.password_hash).where(User.id == alice.id))
+    assert stored is not None
+    assert stored != weak
+    assert extract_parameters(stored).memory_cost >= 19 * 1024
+    me = await client.get("/users/me", headers={"Authorization": f"Bearer {response.json()['access_token']}"})
+    assert me.status_code == 200
+
+
+async def test_login_accepts_the_address_as_typed_at_registration(client: httpx.AsyncClient) -> None:
+    typed = "Zoë@Bücher.example.com"
+    response = await client.post("/users", json={"email": typed, "name": "Zoë", "password": PASSWORD})
+    assert response.status_code == 201
+    for username in (typed, typed.upper(), f"  {typed}  "):
+        login = await client.post("/auth/token", data={"username": username, "password": PASSWORD})
+        assert login.status_code == 200, username

@@ -115,3 +115,10 @@ async def test_racing_registrations_with_one_email_create_exactly_one_user(
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201] + [409] * 11
     assert await count_users(session_factory, email) == 1
+
+
+async def test_addresses_differing_only_by_an_accent_are_different_accounts(client: httpx.AsyncClient) -> None:
+    # Lower-casing is the only folding: MariaDB's default collation would also fold accents.
+    for email in ("jose@example.com", "josé@example.com"):
+        response = await client.post("/users", json={"email": email, "name": "José", "password": PASSWORD})
+        assert response.status_code == 201, email

@@ -112,3 +112,11 @@ async def test_update_rejects_unknown_and_invalid_fields(
     client: httpx.AsyncClient, alice: Account, payload: dict[str, object]
 ) -> None:
     assert (await client.patch(f"/users/{alice.id}", json=payload, headers=alice.headers)).status_code == 422
+
+
+async def test_a_rejected_update_does_not_echo_the_new_password(client: httpx.AsyncClient, alice: Account) -> None:
+    payload = {"password": "Brand New Secret 1", "name": None}
+    response = await client.patch(f"/users/{alice.id}", json=payload, headers=alice.headers)
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", "name"]]
+    assert "Brand New Secret 1" not in response.text
