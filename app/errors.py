@@ -127,27 +127,34 @@ _CONNECTION_ERRNOS = {
 
 
 def database_error(exc: BaseException) -> AppError | None:
-    """The response for a database failure that is not the client's fault, or None."""
+    """The response for a database failure that is not a bug of ours, or None."""
     if isinstance(exc, sa_exc.TimeoutError):  # QueuePool: nothing was checked in within pool_timeout
         return DatabaseBusy()
     if isinstance(exc, sa_exc.DBAPIError):
-        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-        if (
-            exc.connection_invalidated
-            or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
-            or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
-        ):
-            return DatabaseUnavailable()
-        if isinstance(exc, sa_exc.DataError):
-            # Input that validation let through but the column cannot hold.
-            return InvalidValue()
-        return None
+        return _driver_error(exc)
     # Drivers raise plain socket errors (refused, reset, timed out) while connecting; SQLAlchemy
     # only wraps the driver's own exception classes.
     if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or (
         isinstance(exc, OSError) and exc.errno in _CONNECTION_ERRNOS
     ):
         return DatabaseUnavailable()
+    return None
+
+
+def _driver_error(exc: sa_exc.DBAPIError) -> AppError | None:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if (
+        exc.connection_invalidated
+        or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    ):
+        return DatabaseUnavailable()
+    if isinstance(exc, sa_exc.IntegrityError):
+        # A constraint no repository translated into something more specific.
+        return Conflict()
+    if isinstance(exc, sa_exc.DataError):
+        # Input that validation let through but the column cannot hold.
+        return InvalidValue()
     return None
 
 
