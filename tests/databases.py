@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import to_async_url
@@ -99,7 +99,3 @@ def drop_database(database: ScratchDatabase) -> None:
         admin = server.set(database=None)
         statement = f"DROP DATABASE IF EXISTS `{name}`"
     run_async(lambda: _admin_execute(admin, statement))
-
-
-def with_database(url: URL, name: str) -> URL:
-    return make_url(url.render_as_string(hide_password=False)).set(database=name)
