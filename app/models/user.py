@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Boolean, Index, String, Text, false, true
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, TimestampMixin
+
+if TYPE_CHECKING:
+    from app.models.post import Post
 
 EMAIL_MAX_LENGTH = 255
 NAME_MAX_LENGTH = 100
@@ -32,6 +37,12 @@ class User(TimestampMixin, Base):
     bio: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    # The database's ON DELETE CASCADE removes a user's posts (and their comments):
+    # passive_deletes keeps the ORM from loading them first.
+    posts: Mapped[list[Post]] = relationship(
+        back_populates="author", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     def __repr__(self) -> str:
         return f"<User id={self.id}>"
