@@ -1,14 +1,15 @@
-"""Recognise which unique index an IntegrityError violated, on each dialect.
+"""Recognise which unique index or foreign key an IntegrityError violated, on each dialect.
 
 Repositories insert and let the database decide (no check-then-insert race), then turn the
-violation into a 409. PostgreSQL and MariaDB name the index; SQLite names the columns instead.
+violation into a 409 (or a missing parent into a 404). PostgreSQL and MariaDB name the
+constraint; SQLite names a unique index's columns, and no foreign key at all.
 """
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import Index
+from sqlalchemy import ForeignKeyConstraint, Index
 from sqlalchemy.exc import IntegrityError
 
 _NAMED = (
@@ -30,3 +31,22 @@ def violates_unique(error: IntegrityError, index: Index) -> bool:
         wanted = {f"{index.table.name}.{column.name}" for column in index.columns}
         return set(match["columns"].split(", ")) == wanted
     return False
+
+
+_FOREIGN_KEY_NAMED = (
+    re.compile(r'violates foreign key constraint "(?P<name>[^"]+)"'),  # PostgreSQL
+    re.compile(r"a foreign key constraint fails \(.*?CONSTRAINT `(?P<name>[^`]+)`"),  # MariaDB / MySQL
+)
+
+
+def violates_foreign_key(error: IntegrityError, constraint: ForeignKeyConstraint) -> bool:
+    """Whether `error` is a reference to a missing row through `constraint`.
+
+    SQLite does not say which foreign key failed: any foreign-key failure counts there.
+    """
+    message = str(error.orig)
+    for pattern in _FOREIGN_KEY_NAMED:
+        match = pattern.search(message)
+        if match:
+            return match["name"] == constraint.name
+    return "FOREIGN KEY constraint failed" in message

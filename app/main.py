@@ -10,11 +10,13 @@ import anyio
 from fastapi import FastAPI
 
 from app.auth.router import router as auth_router
+from app.comments.router import router as comments_router
 from app.config import Settings, get_settings
 from app.database import Database
 from app.errors import install_error_handlers
 from app.health.router import router as health_router
 from app.migrations import upgrade_to_head
+from app.posts.router import router as posts_router
 from app.users.router import router as users_router
 from app.users.service import ensure_admin
 
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(posts_router)
+    app.include_router(comments_router)
     return app
 
 

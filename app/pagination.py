@@ -1,18 +1,37 @@
-"""Offset pagination: the query parameters every list endpoint shares and the page envelope."""
+"""Pagination shared by the list endpoints: offset parameters, signed keyset cursors, the envelope.
+
+Offset pages (`skip`, `limit`) are what people expect and come with a `total`. Cursor pages
+continue strictly after the last row of the previous page in the same ordering, so a walk sees
+each row once even while rows are inserted, and page 25,000 costs what page 1 costs: the
+cursor's position becomes a range condition an index answers, instead of rows to skip.
+"""
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, or_
+
+from app.errors import InvalidValue
 
 MAX_LIMIT = 100
 # Far beyond any real page; keeps OFFSET inside the range every database accepts.
 MAX_SKIP = 2**31 - 1
+MAX_CURSOR_LENGTH = 1000
 
 SortOrder = Literal["asc", "desc"]
 
 T = TypeVar("T")
+S = TypeVar("S", bound=BaseModel)
 
 
 class PageParams(BaseModel):
@@ -20,8 +39,129 @@ class PageParams(BaseModel):
     limit: int = Field(default=10, ge=1, le=MAX_LIMIT, description="Page size, 1-100.")
 
 
+class CursorPageParams(PageParams):
+    cursor: str | None = Field(
+        default=None,
+        max_length=MAX_CURSOR_LENGTH,
+        description="The `next_cursor` of the previous page: continue right after it. Not combined with `skip`.",
+    )
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int
     skip: int
     limit: int
+
+
+class CursorPage(BaseModel, Generic[T]):
+    items: list[T]
+    total: int | None = Field(description="All matching rows; null when paging by cursor (counting would cost a scan).")
+    skip: int
+    limit: int
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+@dataclass(frozen=True, slots=True)
+class Slice(Generic[T]):
+    """What a service returns for one page: the rows, the total (offset pages) and the next cursor."""
+
+    items: Sequence[T]
+    total: int | None
+    next_cursor: str | None
+
+    def to_page(self, schema: type[S], params: PageParams) -> CursorPage[S]:
+        return CursorPage[schema](  # type: ignore[valid-type]
+            items=[schema.model_validate(item) for item in self.items],
+            total=self.total,
+            skip=params.skip,
+            limit=params.limit,
+            next_cursor=self.next_cursor,
+        )
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page ended: the sort value and id of its last row."""
+
+    value: Any
+    id: int
+
+
+# How each kind of sort value travels inside a cursor, and comes back.
+_ENCODE: dict[type, Callable[[Any], Any]] = {datetime: datetime.isoformat, int: int, str: str}
+_DECODE: dict[str, Callable[[Any], Any]] = {"datetime": datetime.fromisoformat, "int": int, "str": str}
+
+
+def _key(secret: str) -> bytes:
+    # A key of its own, derived from the app's secret: a cursor can never pass for a token.
+    return hashlib.sha256(b"pagination-cursor:" + secret.encode()).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode_cursor(position: Position, *, scope: str, secret: str) -> str:
+    """An opaque, signed cursor. `scope` names the ordering and filters it is valid for."""
+    kind = type(position.value)
+    payload = {"s": scope, "k": kind.__name__, "v": _ENCODE[kind](position.value), "i": position.id}
+    body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+    signature = _b64(hmac.new(_key(secret), body.encode(), hashlib.sha256).digest()[:16])
+    return f"{body}.{signature}"
+
+
+def decode_cursor(cursor: str, *, scope: str, secret: str) -> Position:
+    """The position a cursor stands for; InvalidCursor when it is malformed, forged or foreign."""
+    body, _, signature = cursor.partition(".")
+    expected = _b64(hmac.new(_key(secret), body.encode(), hashlib.sha256).digest()[:16])
+    if not hmac.compare_digest(signature, expected):
+        raise InvalidCursor("cursor is malformed or was not issued by this server")
+    try:
+        payload = json.loads(_unb64(body))
+        position = Position(_DECODE[payload["k"]](payload["v"]), int(payload["i"]))
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise InvalidCursor("cursor is malformed") from exc
+    if payload.get("s") != scope:
+        raise InvalidCursor("cursor belongs to another ordering or filter; start again without it")
+    return position
+
+
+def start_position(params: CursorPageParams, *, scope: str, secret: str) -> Position | None:
+    """Where a cursor page starts; None for an offset page. A bad cursor is a 422."""
+    if params.cursor is None:
+        return None
+    if params.skip:
+        raise InvalidValue("use either skip or cursor, not both")
+    try:
+        return decode_cursor(params.cursor, scope=scope, secret=secret)
+    except InvalidCursor as exc:
+        raise InvalidValue(str(exc)) from None
+
+
+def next_cursor(last: Position | None, *, scope: str, secret: str) -> str | None:
+    """The cursor after `last`, the final row of a page that has more after it."""
+    return None if last is None else encode_cursor(last, scope=scope, secret=secret)
+
+
+def after(
+    sort: SQLColumnExpression[Any], id_: SQLColumnExpression[int], position: Position, *, descending: bool
+) -> ColumnElement[bool]:
+    """Rows strictly after `position` in ORDER BY sort, id (both in the same direction).
+
+    Written as `sort <= v AND (sort < v OR id < i)` rather than a row comparison: the leading
+    bound lets every backend (MariaDB included) turn it into an index range.
+    """
+    if sort is id_:
+        return id_ < position.id if descending else id_ > position.id
+    if descending:
+        return and_(sort <= position.value, or_(sort < position.value, id_ < position.id))
+    return and_(sort >= position.value, or_(sort > position.value, id_ > position.id))

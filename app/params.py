@@ -10,3 +10,5 @@ from fastapi import Path
 MAX_ID = 2**31 - 1
 
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="A user's id.")]
+PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="A post's id.")]
+CommentId = Annotated[int, Path(ge=1, le=MAX_ID, description="A comment's id.")]

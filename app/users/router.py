@@ -1,17 +1,33 @@
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
 from app.auth.dependencies import CurrentUser, OptionalUser
 from app.database import SessionDep
+from app.dependencies import SettingsDep
 from app.errors import error_responses
 from app.models import User
-from app.pagination import Page
+from app.pagination import CursorPage, Page
 from app.params import UserId
+from app.posts import service as posts_service
+from app.posts.schemas import PostQuery, PostRead, PostSummary
+from app.schemas import Deleted
 from app.users import service
-from app.users.schemas import Deleted, UserCreate, UserListParams, UserPrivate, UserPublic, UserRead, UserUpdate
+from app.users.schemas import (
+    RECENT_POSTS,
+    UserCreate,
+    UserListItem,
+    UserListParams,
+    UserPrivate,
+    UserPrivateWithPosts,
+    UserPublic,
+    UserPublicWithPosts,
+    UserRead,
+    UserUpdate,
+)
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -21,6 +37,12 @@ def present(user: User, viewer: User | None) -> UserPrivate | UserPublic:
     if service.can_manage(viewer, user.id):
         return UserPrivate.model_validate(user)
     return UserPublic.model_validate(user)
+
+
+def present_with_posts(user: User, viewer: User | None, posts: Sequence[Any]) -> UserListItem:
+    profile = present(user, viewer)
+    schema = UserPrivateWithPosts if isinstance(profile, UserPrivate) else UserPublicWithPosts
+    return schema(**dict(profile), posts=[PostSummary.model_validate(post) for post in posts])
 
 
 @router.post(
@@ -36,21 +58,40 @@ async def create_user(data: UserCreate, session: SessionDep, response: Response)
     return UserPrivate.model_validate(user)
 
 
-@router.get("", response_model=Page[UserRead], responses=error_responses(401, 403, 503))
+@router.get("", response_model=Page[UserListItem], responses=error_responses(401, 403, 503))
 async def list_users(
     params: Annotated[UserListParams, Query()], session: SessionDep, viewer: OptionalUser
-) -> Page[UserRead]:
+) -> Page[UserListItem]:
     """List users; deactivated users and the email-domain filter are for admins."""
     users, total = await service.list_users(session, params, viewer=viewer)
-    return Page[UserRead](
-        items=[present(user, viewer) for user in users], total=total, skip=params.skip, limit=params.limit
-    )
+    items: list[UserListItem]
+    if "posts" in params.include:
+        # One query for the whole page, whatever its size.
+        recent = await posts_service.recent_posts(session, [user.id for user in users], per_author=RECENT_POSTS)
+        items = [present_with_posts(user, viewer, recent.get(user.id, [])) for user in users]
+    else:
+        items = [present(user, viewer) for user in users]
+    return Page[UserListItem](items=items, total=total, skip=params.skip, limit=params.limit)
 
 
 @router.get("/me", response_model=UserPrivate, responses=error_responses(401, 503))
 async def read_current_user(user: CurrentUser) -> UserPrivate:
     """The caller's own profile."""
     return UserPrivate.model_validate(user)
+
+
+@router.get("/{user_id}/posts", response_model=CursorPage[PostRead], responses=error_responses(401, 404, 503))
+async def list_user_posts(
+    user_id: UserId,
+    params: Annotated[PostQuery, Query()],
+    session: SessionDep,
+    viewer: OptionalUser,
+    settings: SettingsDep,
+) -> CursorPage[PostRead]:
+    """One author's posts, paged and ordered like `GET /posts`."""
+    await service.get_visible(session, user_id, viewer=viewer)
+    result = await posts_service.list_posts(session, params, author_id=user_id, secret=settings.jwt_secret)
+    return result.to_page(PostRead, params)
 
 
 @router.get("/{user_id}", response_model=UserRead, responses=error_responses(401, 404, 503))

@@ -19,6 +19,7 @@ from pydantic import (
 
 from app.models.user import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
 from app.pagination import PageParams, SortOrder
+from app.posts.schemas import PostSummary
 
 BIO_MAX_LENGTH = 5000
 
@@ -110,6 +111,20 @@ class UserPrivate(UserPublic):
 
 UserRead = UserPrivate | UserPublic
 
+RECENT_POSTS = 5
+
+
+class UserPublicWithPosts(UserPublic):
+    posts: list[PostSummary] = Field(description=f"The {RECENT_POSTS} most recent posts, newest first.")
+
+
+class UserPrivateWithPosts(UserPrivate):
+    posts: list[PostSummary] = Field(description=f"The {RECENT_POSTS} most recent posts, newest first.")
+
+
+# Most specific first: serialisation picks the member whose type the item is.
+UserListItem = UserPrivateWithPosts | UserPublicWithPosts | UserPrivate | UserPublic
+
 
 class UserListParams(PageParams):
     q: str | None = Field(default=None, max_length=NAME_MAX_LENGTH, description="Case-insensitive part of the name.")
@@ -120,7 +135,6 @@ class UserListParams(PageParams):
     )
     order_by: Literal["id", "created_at", "name"] = "created_at"
     order: SortOrder = Field(default="desc", description="Ties are broken by id in the same direction.")
-
-
-class Deleted(BaseModel):
-    deleted: int
+    include: list[Literal["posts"]] = Field(
+        default_factory=list, description=f"`posts`: each user with their {RECENT_POSTS} most recent posts."
+    )

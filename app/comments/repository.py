@@ -1,0 +1,82 @@
+"""Every query on `comments`. Flushes, never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ForeignKeyConstraint, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
+
+from app.integrity import violates_foreign_key
+from app.models import Base, Comment, Post, User
+from app.pagination import Position, after
+from app.posts.errors import PostNotFound
+
+_POST_FOREIGN_KEY: ForeignKeyConstraint = next(
+    fk for fk in Base.metadata.tables["comments"].foreign_key_constraints if fk.referred_table.name == "posts"
+)
+
+
+def _with_author() -> Any:
+    return select(Comment).join(Comment.author).options(contains_eager(Comment.author).load_only(User.id, User.name))
+
+
+async def get(session: AsyncSession, comment_id: int) -> Comment | None:
+    return (await session.scalars(_with_author().where(Comment.id == comment_id))).one_or_none()
+
+
+async def get_authors(session: AsyncSession, comment_id: int) -> tuple[int, int] | None:
+    """(the comment's author, its post's author), or None when the comment does not exist."""
+    row = (
+        await session.execute(
+            select(Comment.author_id, Post.author_id)
+            .join(Post, Comment.post_id == Post.id)
+            .where(Comment.id == comment_id)
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def add(session: AsyncSession, comment: Comment) -> Comment:
+    """Insert; a post that does not exist (or was deleted meanwhile) is PostNotFound.
+
+    The foreign key decides, not a check beforehand that a concurrent delete could outdate.
+    """
+    session.add(comment)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if violates_foreign_key(exc, _POST_FOREIGN_KEY):
+            raise PostNotFound() from None
+        raise
+    return comment
+
+
+async def delete_by_id(session: AsyncSession, comment_id: int) -> bool:
+    result = await session.execute(delete(Comment).where(Comment.id == comment_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def page(
+    session: AsyncSession, *, post_id: int, skip: int, limit: int, start_after: Position | None
+) -> tuple[Sequence[Comment], bool]:
+    """A page of a post's comments, oldest first (ties by id), and whether more follow."""
+    clauses = [Comment.post_id == post_id]
+    if start_after is not None:
+        clauses.append(after(Comment.created_at, Comment.id, start_after, descending=False))
+    statement = (
+        _with_author()
+        .where(*clauses)
+        .order_by(Comment.created_at.asc(), Comment.id.asc())
+        .offset(skip)
+        .limit(limit + 1)
+    )
+    comments = (await session.scalars(statement)).all()
+    return comments[:limit], len(comments) > limit
+
+
+async def count(session: AsyncSession, post_id: int) -> int:
+    return await session.scalar(select(func.count()).select_from(Comment).where(Comment.post_id == post_id)) or 0

@@ -1,0 +1,135 @@
+"""Every query on `posts`. Flushes, never commits: the request's unit of work commits."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
+
+from app.models import Post, User
+from app.pagination import Position, after
+
+ORDER_COLUMNS: dict[str, Any] = {
+    "created_at": Post.created_at,
+    "id": Post.id,
+    "views": Post.views,
+    "title": Post.title,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PostFilter:
+    author_id: int | None = None
+    q: str | None = None
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        if self.author_id is not None:
+            clauses.append(Post.author_id == self.author_id)
+        if self.q:
+            clauses.append(Post.title.icontains(self.q, autoescape=True))
+        return clauses
+
+
+def _with_author() -> Any:
+    # Posts are always shown with their author's id and name: one join, not a query per post.
+    return select(Post).join(Post.author).options(contains_eager(Post.author).load_only(User.id, User.name))
+
+
+async def get(session: AsyncSession, post_id: int) -> Post | None:
+    result = await session.scalars(_with_author().where(Post.id == post_id))
+    return result.one_or_none()
+
+
+async def get_author_id(session: AsyncSession, post_id: int) -> int | None:
+    return await session.scalar(select(Post.author_id).where(Post.id == post_id))
+
+
+async def exists(session: AsyncSession, post_id: int) -> bool:
+    return await get_author_id(session, post_id) is not None
+
+
+async def add(session: AsyncSession, post: Post) -> Post:
+    session.add(post)
+    await session.flush()
+    return post
+
+
+async def delete_by_id(session: AsyncSession, post_id: int) -> bool:
+    # The database's ON DELETE CASCADE removes the comments.
+    result = await session.execute(delete(Post).where(Post.id == post_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def increment_views(session: AsyncSession, post_id: int) -> int | None:
+    """Add one view in the database itself (exact under any concurrency); None when absent."""
+    # updated_at tracks edits, not reads: keep it out of this UPDATE.
+    statement = update(Post).where(Post.id == post_id).values(views=Post.views + 1, updated_at=Post.updated_at)
+    bind = session.get_bind()
+    if bind.dialect.update_returning:
+        return await session.scalar(statement.returning(Post.views))
+    # MariaDB has no UPDATE ... RETURNING. The row lock our UPDATE holds until commit keeps every
+    # other increment out between it and this read, so the count read is the one we made.
+    result = await session.execute(statement)
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    return await session.scalar(select(Post.views).where(Post.id == post_id))
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    filters: PostFilter,
+    order_by: str,
+    descending: bool,
+    skip: int,
+    limit: int,
+    start_after: Position | None,
+) -> tuple[Sequence[Post], bool]:
+    """One page of posts with their authors, and whether more follow."""
+    column = ORDER_COLUMNS[order_by]
+    clauses = filters.clauses()
+    if start_after is not None:
+        clauses.append(after(column, Post.id, start_after, descending=descending))
+    ordering = (column.desc(), Post.id.desc()) if descending else (column.asc(), Post.id.asc())
+    # One row more than asked says whether there is a next page, without counting.
+    statement = _with_author().where(*clauses).order_by(*ordering).offset(skip).limit(limit + 1)
+    posts = (await session.scalars(statement)).all()
+    return posts[:limit], len(posts) > limit
+
+
+async def count(session: AsyncSession, filters: PostFilter) -> int:
+    total = await session.scalar(select(func.count()).select_from(Post).where(*filters.clauses()))
+    return total or 0
+
+
+async def recent_by_author(
+    session: AsyncSession, author_ids: Sequence[int], *, per_author: int
+) -> dict[int, list[Any]]:
+    """Each author's newest posts (newest first, ties by id), for a whole page of authors in one query."""
+    if not author_ids:
+        return {}
+    rank = (
+        func.row_number()
+        .over(partition_by=Post.author_id, order_by=(Post.created_at.desc(), Post.id.desc()))
+        .label("rank")
+    )
+    ranked = (
+        select(Post.id, Post.title, Post.views, Post.created_at, Post.author_id, rank)
+        .where(Post.author_id.in_(author_ids))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(ranked.c.id, ranked.c.title, ranked.c.views, ranked.c.created_at, ranked.c.author_id)
+        .where(ranked.c.rank <= per_author)
+        .order_by(ranked.c.author_id, ranked.c.rank)
+    )
+    recent: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        recent[row.author_id].append(row)
+    return recent

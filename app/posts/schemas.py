@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from app.models.post import TITLE_MAX_LENGTH
+from app.pagination import CursorPageParams, SortOrder
+from app.params import MAX_ID
+
+CONTENT_MAX_LENGTH = 100_000
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)]
+Content = Annotated[str, Field(min_length=1, max_length=CONTENT_MAX_LENGTH)]
+
+
+class PostCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    content: Content
+
+
+class PostUpdate(BaseModel):
+    """Only the fields sent are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    content: Content | None = None
+
+    @field_validator("title", "content")
+    @classmethod
+    def _not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("may be omitted, but not null")
+        return value
+
+
+class AuthorRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+
+
+class PostRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    content: str
+    views: int
+    author_id: int
+    author: AuthorRef
+    created_at: datetime
+    updated_at: datetime
+
+
+class PostSummary(BaseModel):
+    """A post as listed under its author."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    views: int
+    created_at: datetime
+
+
+class PostViews(BaseModel):
+    id: int
+    views: int
+
+
+PostOrder = Literal["created_at", "id", "views", "title"]
+
+
+class PostQuery(CursorPageParams):
+    q: str | None = Field(default=None, max_length=TITLE_MAX_LENGTH, description="Case-insensitive part of the title.")
+    order_by: PostOrder = "created_at"
+    order: SortOrder = Field(default="desc", description="Ties are broken by id in the same direction.")
+
+
+class PostListParams(PostQuery):
+    author_id: int | None = Field(default=None, ge=1, le=MAX_ID)

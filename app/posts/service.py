@@ -1,0 +1,90 @@
+"""Post rules: who may change what, and how listings page. Never commits."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Post, User
+from app.pagination import Position, Slice, next_cursor, start_position
+from app.posts import repository
+from app.posts.errors import NotPostAuthor, PostNotFound
+from app.posts.repository import ORDER_COLUMNS, PostFilter
+from app.posts.schemas import PostCreate, PostQuery, PostUpdate
+
+
+def may_manage(viewer: User, author_id: int) -> bool:
+    return viewer.is_admin or viewer.id == author_id
+
+
+async def create_post(session: AsyncSession, data: PostCreate, *, author: User) -> Post:
+    post = await repository.add(session, Post(title=data.title, content=data.content, author_id=author.id))
+    # The response shows the author; it is the caller, already loaded -- no query for it.
+    post.author = author
+    return post
+
+
+async def get_post(session: AsyncSession, post_id: int) -> Post:
+    post = await repository.get(session, post_id)
+    if post is None:
+        raise PostNotFound()
+    return post
+
+
+async def update_post(session: AsyncSession, post_id: int, data: PostUpdate, *, viewer: User) -> Post:
+    post = await get_post(session, post_id)
+    if not may_manage(viewer, post.author_id):
+        raise NotPostAuthor()
+    for field, value in data.model_dump(exclude_unset=True).items():
+        setattr(post, field, value)
+    await session.flush()
+    return post
+
+
+async def delete_post(session: AsyncSession, post_id: int, *, viewer: User) -> None:
+    author_id = await repository.get_author_id(session, post_id)
+    if author_id is None:
+        raise PostNotFound()
+    if not may_manage(viewer, author_id):
+        raise NotPostAuthor()
+    await repository.delete_by_id(session, post_id)
+
+
+async def add_view(session: AsyncSession, post_id: int) -> int:
+    views = await repository.increment_views(session, post_id)
+    if views is None:
+        raise PostNotFound()
+    return views
+
+
+async def list_posts(session: AsyncSession, params: PostQuery, *, author_id: int | None, secret: str) -> Slice[Post]:
+    """Offset pages count the total; cursor pages do not (that count would be the one full scan)."""
+    filters = PostFilter(author_id=author_id, q=params.q)
+    scope = _cursor_scope(params, filters)
+    start_after = start_position(params, scope=scope, secret=secret)
+    posts, has_more = await repository.page(
+        session,
+        filters=filters,
+        order_by=params.order_by,
+        descending=params.order == "desc",
+        skip=params.skip,
+        limit=params.limit,
+        start_after=start_after,
+    )
+    total = None if start_after is not None else await repository.count(session, filters)
+    sort_key = ORDER_COLUMNS[params.order_by].key
+    last = Position(getattr(posts[-1], sort_key), posts[-1].id) if has_more else None
+    return Slice(posts, total, next_cursor(last, scope=scope, secret=secret))
+
+
+async def recent_posts(session: AsyncSession, author_ids: Sequence[int], *, per_author: int) -> dict[int, list[Any]]:
+    return await repository.recent_by_author(session, author_ids, per_author=per_author)
+
+
+def _cursor_scope(params: PostQuery, filters: PostFilter) -> str:
+    # A cursor is only meaningful for the ordering and filters that produced it.
+    query = hashlib.sha256((filters.q or "").encode()).hexdigest()[:12]
+    return f"posts:{params.order_by}:{params.order}:{filters.author_id}:{query}"
