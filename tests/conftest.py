@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings, load_settings
 from app.main import create_app
 from app.migrations import upgrade_to_head
-from app.models import Base, User
+from app.models import Base, Post, User
 from tests.databases import BACKENDS, ScratchDatabase, Unreachable, create_database, drop_database, in_thread
 
 # Settings the developer's shell or .env might carry; the suite sets its own.
@@ -210,3 +210,33 @@ async def count_users(session_factory: async_sessionmaker[AsyncSession], email: 
         query = query.where(User.email == email)
     async with session_factory() as session:
         return int((await session.execute(query)).scalar_one())
+
+
+async def insert_posts(
+    session_factory: async_sessionmaker[AsyncSession], author_id: int, count: int, *, title: str = "Post", **values: Any
+) -> list[int]:
+    """Posts written straight to the database: bulk data for listing tests, in creation order."""
+    async with session_factory() as session:
+        posts = [Post(author_id=author_id, title=f"{title} {i}", content="text", **values) for i in range(count)]
+        session.add_all(posts)
+        await session.commit()
+        return [post.id for post in posts]
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine runs, to prove a listing has no N+1."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.sync_engine
+        self.count = 0
+
+    def _count(self, *args: Any) -> None:
+        self.count += 1
+
+    async def __aenter__(self) -> StatementCounter:
+        self.count = 0
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._count)

@@ -8,8 +8,9 @@ Create Date: 2026-11-25
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import mysql
+
+from alembic import op
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -35,7 +36,7 @@ def upgrade() -> None:
         "posts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
-        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("content", sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=False),
         sa.Column("views", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=False),
         sa.Column("created_at", UTC_DATETIME, server_default=utc_now_default(), nullable=False),
