@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm.exc import StaleDataError
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ def database_error(exc: BaseException) -> AppError | None:
     """The response for a database failure that is not a bug of ours, or None."""
     if isinstance(exc, sa_exc.TimeoutError):  # QueuePool: nothing was checked in within pool_timeout
         return DatabaseBusy()
+    if isinstance(exc, StaleDataError):  # an UPDATE found its row gone: deleted by someone else meanwhile
+        return Conflict("It was changed or deleted meanwhile; reload and retry")
     if isinstance(exc, sa_exc.DBAPIError):
         return _driver_error(exc)
     # Drivers raise plain socket errors (refused, reset, timed out) while connecting; SQLAlchemy

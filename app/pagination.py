@@ -26,7 +26,8 @@ from app.errors import InvalidValue
 MAX_LIMIT = 100
 # Far beyond any real page; keeps OFFSET inside the range every database accepts.
 MAX_SKIP = 2**31 - 1
-MAX_CURSOR_LENGTH = 1000
+# A title cursor carries up to 200 characters of UTF-8 (4 bytes each), base64-encoded.
+MAX_CURSOR_LENGTH = 2048
 
 SortOrder = Literal["asc", "desc"]
 
@@ -114,7 +115,7 @@ def encode_cursor(position: Position, *, scope: str, secret: str) -> str:
     """An opaque, signed cursor. `scope` names the ordering and filters it is valid for."""
     kind = type(position.value)
     payload = {"s": scope, "k": kind.__name__, "v": _ENCODE[kind](position.value), "i": position.id}
-    body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+    body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
     signature = _b64(hmac.new(_key(secret), body.encode(), hashlib.sha256).digest()[:16])
     return f"{body}.{signature}"
 
@@ -123,7 +124,8 @@ def decode_cursor(cursor: str, *, scope: str, secret: str) -> Position:
     """The position a cursor stands for; InvalidCursor when it is malformed, forged or foreign."""
     body, _, signature = cursor.partition(".")
     expected = _b64(hmac.new(_key(secret), body.encode(), hashlib.sha256).digest()[:16])
-    if not hmac.compare_digest(signature, expected):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
         raise InvalidCursor("cursor is malformed or was not issued by this server")
     try:
         payload = json.loads(_unb64(body))

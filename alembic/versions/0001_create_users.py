@@ -24,7 +24,7 @@ _UTC_NOW_SQL = {
     "postgresql": "now()",
     "mysql": "utc_timestamp(6)",
     "mariadb": "utc_timestamp(6)",
-    "sqlite": "(strftime('%Y-%m-%d %H:%M:%f', 'now'))",
+    "sqlite": "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))",
 }
 
 

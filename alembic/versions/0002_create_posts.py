@@ -23,7 +23,7 @@ _UTC_NOW_SQL = {
     "postgresql": "now()",
     "mysql": "utc_timestamp(6)",
     "mariadb": "utc_timestamp(6)",
-    "sqlite": "(strftime('%Y-%m-%d %H:%M:%f', 'now'))",
+    "sqlite": "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))",
 }
 
 
@@ -51,9 +51,20 @@ def upgrade() -> None:
     op.create_index(op.f("ix_posts_author_id_created_at_id"), "posts", ["author_id", "created_at", "id"])
     op.create_index(op.f("ix_posts_views_id"), "posts", ["views", "id"])
     op.create_index(op.f("ix_posts_title_id"), "posts", ["title", "id"])
+    if op.get_context().dialect.name == "sqlite":
+        # SQLite enforces foreign keys (and so ON DELETE CASCADE) only on connections that turned
+        # them on, as the app's do. The trigger makes a delete from any other client -- the sqlite3
+        # shell, a backup script -- cascade as well. A batch rebuild of `users` drops it: a
+        # migration that rebuilds `users` must create it again.
+        op.execute(
+            "CREATE TRIGGER trg_users_delete_posts AFTER DELETE ON users "
+            "BEGIN DELETE FROM posts WHERE author_id = OLD.id; END"
+        )
 
 
 def downgrade() -> None:
+    if op.get_context().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER trg_users_delete_posts")
     # The indexes go with the table; dropping the foreign key's index first would fail on
     # MariaDB (error 1553).
     op.drop_table("posts")

@@ -23,7 +23,7 @@ _UTC_NOW_SQL = {
     "postgresql": "now()",
     "mysql": "utc_timestamp(6)",
     "mariadb": "utc_timestamp(6)",
-    "sqlite": "(strftime('%Y-%m-%d %H:%M:%f', 'now'))",
+    "sqlite": "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))",
 }
 
 
@@ -51,8 +51,21 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_comments_post_id_created_at_id"), "comments", ["post_id", "created_at", "id"])
     op.create_index(op.f("ix_comments_author_id"), "comments", ["author_id"])
+    if op.get_context().dialect.name == "sqlite":
+        # Cascades for clients that leave foreign keys off (see 0002).
+        op.execute(
+            "CREATE TRIGGER trg_posts_delete_comments AFTER DELETE ON posts "
+            "BEGIN DELETE FROM comments WHERE post_id = OLD.id; END"
+        )
+        op.execute(
+            "CREATE TRIGGER trg_users_delete_comments AFTER DELETE ON users "
+            "BEGIN DELETE FROM comments WHERE author_id = OLD.id; END"
+        )
 
 
 def downgrade() -> None:
+    if op.get_context().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER trg_users_delete_comments")
+        op.execute("DROP TRIGGER trg_posts_delete_comments")
     # The indexes go with the table (see 0002).
     op.drop_table("comments")

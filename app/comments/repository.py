@@ -9,7 +9,9 @@ from sqlalchemy import ForeignKeyConstraint, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm.exc import StaleDataError
 
+from app.comments.errors import CommentNotFound
 from app.integrity import violates_foreign_key
 from app.models import Base, Comment, Post, User
 from app.pagination import Position, after
@@ -53,6 +55,14 @@ async def add(session: AsyncSession, comment: Comment) -> Comment:
             raise PostNotFound() from None
         raise
     return comment
+
+
+async def flush(session: AsyncSession) -> None:
+    """Write pending changes; a comment deleted meanwhile is CommentNotFound."""
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise CommentNotFound() from None
 
 
 async def delete_by_id(session: AsyncSession, comment_id: int) -> bool:

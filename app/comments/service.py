@@ -26,7 +26,7 @@ async def update_comment(session: AsyncSession, comment_id: int, data: CommentUp
     if not (viewer.is_admin or viewer.id == comment.author_id):
         raise NotCommentAuthor()
     comment.body = data.body
-    await session.flush()
+    await repository.flush(session)
     return comment
 
 
@@ -37,7 +37,8 @@ async def delete_comment(session: AsyncSession, comment_id: int, *, viewer: User
         raise CommentNotFound()
     if not (viewer.is_admin or viewer.id in authors):
         raise MayNotDeleteComment()
-    await repository.delete_by_id(session, comment_id)
+    if not await repository.delete_by_id(session, comment_id):  # deleted by someone else meanwhile
+        raise CommentNotFound()
 
 
 async def list_comments(

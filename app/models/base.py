@@ -91,8 +91,10 @@ def _utcnow_mysql(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(utcnow, "sqlite")
 def _utcnow_sqlite(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
-    # CURRENT_TIMESTAMP would drop the fraction of a second.
-    return "(strftime('%Y-%m-%d %H:%M:%f', 'now'))"
+    # CURRENT_TIMESTAMP would drop the fraction of a second. The padding makes the text exactly
+    # what SQLAlchemy writes for a Python datetime (6 digits): SQLite compares these as strings,
+    # and "...05.123" sorts before "...05.123000" -- a keyset cursor would repeat or skip rows.
+    return "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
 
 
 class TimestampMixin:

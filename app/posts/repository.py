@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.models import Post, User
 from app.pagination import Position, after
+from app.posts.errors import PostNotFound
 
 ORDER_COLUMNS: dict[str, Any] = {
     "created_at": Post.created_at,
@@ -58,6 +60,14 @@ async def add(session: AsyncSession, post: Post) -> Post:
     session.add(post)
     await session.flush()
     return post
+
+
+async def flush(session: AsyncSession) -> None:
+    """Write pending changes; a post deleted meanwhile (the UPDATE finds no row) is PostNotFound."""
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise PostNotFound() from None
 
 
 async def delete_by_id(session: AsyncSession, post_id: int) -> bool:

@@ -40,7 +40,7 @@ async def update_post(session: AsyncSession, post_id: int, data: PostUpdate, *, 
         raise NotPostAuthor()
     for field, value in data.model_dump(exclude_unset=True).items():
         setattr(post, field, value)
-    await session.flush()
+    await repository.flush(session)
     return post
 
 
@@ -50,7 +50,8 @@ async def delete_post(session: AsyncSession, post_id: int, *, viewer: User) -> N
         raise PostNotFound()
     if not may_manage(viewer, author_id):
         raise NotPostAuthor()
-    await repository.delete_by_id(session, post_id)
+    if not await repository.delete_by_id(session, post_id):  # deleted by someone else meanwhile
+        raise PostNotFound()
 
 
 async def add_view(session: AsyncSession, post_id: int) -> int:

@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Index, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.integrity import violates_unique
 from app.models import User
-from app.users.errors import EmailTaken
+from app.users.errors import EmailTaken, UserNotFound
 from app.users.schemas import UserListParams
 
 _EMAIL_INDEX: Index = next(ix for ix in User.__table__.indexes if ix.name == "ix_users_email")  # type: ignore[attr-defined]
@@ -30,13 +31,15 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
 
 
 async def flush(session: AsyncSession) -> None:
-    """Write pending changes; a duplicate email becomes EmailTaken (409)."""
+    """Write pending changes; a duplicate email is EmailTaken (409), a user deleted meanwhile UserNotFound."""
     try:
         await session.flush()
     except IntegrityError as exc:
         if violates_unique(exc, _EMAIL_INDEX):
             raise EmailTaken() from None
         raise
+    except StaleDataError:
+        raise UserNotFound() from None
 
 
 async def add(session: AsyncSession, user: User) -> User:

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from app.models import Comment, Post, User
 from tests.conftest import Account, insert_posts
+from tests.databases import ScratchDatabase
 
 COMMENT_KEYS = {"id", "post_id", "author_id", "author", "body", "created_at", "updated_at"}
 
@@ -124,20 +127,31 @@ async def test_deleting_a_user_deletes_their_posts_and_comments_everywhere(
     assert (await client.get(f"/posts/{bob_post}/comments")).json()["items"][0]["id"] == kept["id"]
 
 
-async def test_database_cascades_without_the_api(
-    client: httpx.AsyncClient, alice: Account, bob: Account, session_factory: async_sessionmaker[AsyncSession]
+async def test_database_cascades_for_any_client(
+    client: httpx.AsyncClient,
+    alice: Account,
+    bob: Account,
+    backend: ScratchDatabase,
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
+    """Deletes straight in the database, from a plain connection that is not the app's.
+
+    On SQLite such a connection has foreign keys off, as the sqlite3 shell would.
+    """
     first, second = await insert_posts(session_factory, alice.id, 2)
     for post in (first, second):
         await comment(client, post, bob)
-    async with session_factory() as session:
-        await session.execute(delete(Post).where(Post.id == first))
-        await session.commit()
-    assert await _count(session_factory, Comment, Comment.post_id == first) == 0
-    assert await _count(session_factory, Comment, Comment.post_id == second) == 1
-    async with session_factory() as session:
-        await session.execute(delete(User).where(User.id == alice.id))
-        await session.commit()
+    await comment(client, second, alice)
+    outsider = create_async_engine(backend.url)
+    try:
+        async with outsider.begin() as connection:
+            await connection.execute(delete(Post).where(Post.id == first))
+        assert await _count(session_factory, Comment, Comment.post_id == first) == 0
+        assert await _count(session_factory, Comment, Comment.post_id == second) == 2
+        async with outsider.begin() as connection:
+            await connection.execute(delete(User).where(User.id == alice.id))
+    finally:
+        await outsider.dispose()
     assert await _count(session_factory, Post) == 0
     assert await _count(session_factory, Comment) == 0
 
@@ -150,3 +164,35 @@ async def test_commenting_on_a_post_deleted_meanwhile_is_404(
     response = await client.post(f"/posts/{post}/comments", json={"body": "late"}, headers=bob.headers)
     assert response.status_code == 404
     assert response.json() == {"detail": "Post not found"}
+
+
+@pytest.fixture
+def deleted_before_flush() -> Iterator[list[Any]]:
+    """Rows to delete just before the next flush: another client's delete landing mid-request."""
+    doomed: list[Any] = []
+
+    def delete_first(session: Session, *args: object) -> None:
+        while doomed:
+            row = doomed.pop()
+            statement = delete(type(row)).where(type(row).id == row.id)
+            # Unknown to the session, as another client's delete would be.
+            session.execute(statement.execution_options(synchronize_session=False))
+
+    event.listen(Session, "before_flush", delete_first)
+    yield doomed
+    event.remove(Session, "before_flush", delete_first)
+
+
+async def test_editing_something_deleted_meanwhile_is_404(
+    client: httpx.AsyncClient, post_id: int, alice: Account, bob: Account, deleted_before_flush: list[Any]
+) -> None:
+    note = await comment(client, post_id, bob)
+    deleted_before_flush.append(Comment(id=note["id"]))
+    response = await client.patch(f"/comments/{note['id']}", json={"body": "too late"}, headers=bob.headers)
+    assert response.status_code == 404
+    deleted_before_flush.append(Post(id=post_id))
+    response = await client.patch(f"/posts/{post_id}", json={"title": "too late"}, headers=alice.headers)
+    assert response.status_code == 404
+    deleted_before_flush.append(User(id=bob.id))
+    response = await client.patch(f"/users/{bob.id}", json={"name": "too late"}, headers=bob.headers)
+    assert response.status_code == 404
