@@ -215,7 +215,7 @@ async def count_users(session_factory: async_sessionmaker[AsyncSession], email: 
 async def insert_posts(
     session_factory: async_sessionmaker[AsyncSession], author_id: int, count: int, *, title: str = "Post", **values: Any
 ) -> list[int]:
-    """Posts written straight to the database: bulk data for listing tests, in creation order."""
+    """Posts written through the ORM, not the API: bulk data for listing tests, ids in creation order."""
     async with session_factory() as session:
         posts = [Post(author_id=author_id, title=f"{title} {i}", content="text", **values) for i in range(count)]
         session.add_all(posts)
