@@ -3,11 +3,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.models.post import TITLE_MAX_LENGTH
 from app.pagination import CursorPageParams, SortOrder
 from app.params import MAX_ID
+from app.schemas import not_nullable
 
 CONTENT_MAX_LENGTH = 100_000
 
@@ -30,12 +31,7 @@ class PostUpdate(BaseModel):
     title: Title | None = None
     content: Content | None = None
 
-    @field_validator("title", "content")
-    @classmethod
-    def _not_null(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("may be omitted, but not null")
-        return value
+    _not_null = not_nullable("title", "content")
 
 
 class AuthorRef(BaseModel):

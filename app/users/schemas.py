@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -14,16 +14,14 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    field_validator,
 )
 
 from app.models.user import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
 from app.pagination import PageParams, SortOrder
 from app.posts.schemas import PostSummary
+from app.schemas import not_nullable
 
 BIO_MAX_LENGTH = 5000
-
-T = TypeVar("T")
 
 # Stored lower-case: one address is one account, whatever letter case it is typed in.
 Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH), AfterValidator(str.lower)]
@@ -79,14 +77,8 @@ class UserUpdate(BaseModel):
     is_active: bool | None = None
     is_admin: bool | None = None
 
-    @field_validator("email", "name", "password", "is_active", "is_admin")
-    @classmethod
-    def _not_null(cls, value: T | None) -> T:
-        # Omitting a field leaves it alone; an explicit null for one that must have a value is
-        # an error (bio alone may be cleared with null).
-        if value is None:
-            raise ValueError("may be omitted, but not null")
-        return value
+    # bio alone may be cleared with null.
+    _not_null = not_nullable("email", "name", "password", "is_active", "is_admin")
 
 
 class UserPublic(BaseModel):
