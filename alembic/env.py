@@ -7,12 +7,12 @@ from logging.config import fileConfig
 from pathlib import Path
 from typing import Any, Literal
 
+from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import pool
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from alembic import context
 from app.config import get_settings, to_async_url
 from app.database import connect_options
 from app.models import Base, UTCDateTime

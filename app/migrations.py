@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
@@ -11,7 +12,6 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alembic import command
 from app.config import PROJECT_ROOT
 
 
