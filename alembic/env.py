@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from logging.config import fileConfig
 from pathlib import Path
 from typing import Any, Literal
@@ -15,9 +16,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import get_settings, to_async_url
 from app.database import connect_options
+from app.migration_lock import migration_lock
 from app.models import Base, UTCDateTime
 
 config = context.config
+logger = logging.getLogger("app.migrations")
 
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
     fileConfig(config.config_file_name)
@@ -59,9 +62,16 @@ def run_migrations_offline() -> None:
 
 
 def _run_sync(connection: Connection) -> None:
-    _configure(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
+    timeout = config.attributes.get("migration_lock_timeout") or get_settings().migration_lock_timeout
+    with migration_lock(connection, timeout=timeout):
+        _configure(connection=connection, on_version_apply=_log_applied)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+def _log_applied(*, step: Any, **_: Any) -> None:
+    verb = "applied" if step.is_upgrade else "reverted"
+    logger.info("%s revision %s", verb, step.up_revision_id if step.is_upgrade else step.down_revision_ids)
 
 
 def _check_sqlite_directory(url: URL) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import os
 import secrets
@@ -10,8 +11,9 @@ import secrets
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from app.config import get_settings
-from app.migrations import upgrade_to_head
+from app.config import Settings, get_settings
+from app.database import create_engine
+from app.migrations import UnknownRevision, migrate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         if settings.migrate_on_startup:
             # Once, here, rather than in every worker (or on every reload) at the same time.
-            upgrade_to_head()
+            asyncio.run(_migrate(settings))
             os.environ["MIGRATE_ON_STARTUP"] = "false"
         if settings.secret_key is None and settings.environment == "development":
             # Workers and reloads are separate processes: they must sign with one key, or a
@@ -50,8 +52,18 @@ def main(argv: list[str] | None = None) -> None:
             log_config=log_config,
         )
     elif args.command == "migrate":
-        upgrade_to_head()
+        asyncio.run(_migrate(settings))
     elif args.command == "check-config":
         print(
             f"ok: {settings.environment}, database {settings.async_database_url.render_as_string(hide_password=True)}"
         )
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings)
+    try:
+        await migrate(engine)
+    except UnknownRevision as exc:
+        raise SystemExit(f"migration refused: {exc}") from None
+    finally:
+        await engine.dispose()

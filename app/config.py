@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     access_token_expire_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
     migrate_on_startup: bool = True
+    # How long `upgrade head` waits for another process's migration before giving up.
+    migration_lock_timeout: float = Field(default=60.0, gt=0, le=3600)
 
     admin_email: EmailStr | None = None
     admin_password: SecretStr | None = None

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import FastAPI
 
 from app.auth.router import router as auth_router
@@ -15,7 +14,7 @@ from app.config import Settings, get_settings
 from app.database import Database
 from app.errors import install_error_handlers
 from app.health.router import router as health_router
-from app.migrations import upgrade_to_head
+from app.migrations import check_revision, migrate
 from app.posts.router import router as posts_router
 from app.users.router import router as users_router
 from app.users.service import ensure_admin
@@ -33,9 +32,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database: Database = app.state.db
     try:
         if settings.migrate_on_startup:
-            # Alembic is synchronous and runs its own event loop in env.py: keep it off ours.
-            await anyio.to_thread.run_sync(upgrade_to_head, database.url)
-            logger.info("database migrated to head")
+            if await migrate(database.engine):
+                logger.info("database migrated to head")
+        else:
+            await check_revision(database.engine)
         if settings.admin_email and settings.admin_password:
             await ensure_admin(
                 database.session_factory,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import anyio
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import PROJECT_ROOT
 
@@ -36,8 +39,53 @@ def upgrade_to_head(database_url: URL | str | None = None) -> None:
 
 
 @lru_cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return _scripts().get_current_head()
+
+
+def is_known(revision: str) -> bool:
+    try:
+        return _scripts().get_revision(revision) is not None
+    except (ResolutionError, CommandError):  # ScriptDirectory reports an unknown id as CommandError
+        return False
+
+
+class UnknownRevision(RuntimeError):
+    def __init__(self, revision: str) -> None:
+        super().__init__(
+            f"the database is at revision {revision}, which this code does not know: a newer release "
+            "migrated it. Deploy that release, or downgrade the database with it first."
+        )
+
+
+async def migrate(engine: AsyncEngine) -> bool:
+    """Bring the database to head, as startup does; True when something was applied.
+
+    The cheap check comes first: at head (every restart but the first after a deploy) nothing is
+    locked or run. A database at a revision this code does not know was migrated by a newer
+    release: refuse rather than run old code on a schema it was not written for.
+    """
+    async with engine.connect() as connection:
+        current = await current_revision(connection)
+    if current == head_revision():
+        return False
+    if current is not None and not is_known(current):
+        raise UnknownRevision(current)
+    # Blocking, with its own event loop (env.py): in a worker thread. env.py takes the lock.
+    await anyio.to_thread.run_sync(upgrade_to_head, engine.url)
+    return True
+
+
+async def check_revision(engine: AsyncEngine) -> None:
+    """Without migrating at startup: still refuse a database migrated by a newer release."""
+    async with engine.connect() as connection:
+        current = await current_revision(connection)
+    if current is not None and not is_known(current):
+        raise UnknownRevision(current)
 
 
 async def current_revision(connection: AsyncConnection) -> str | None:
