@@ -64,9 +64,29 @@ def run_migrations_offline() -> None:
 def _run_sync(connection: Connection) -> None:
     timeout = config.attributes.get("migration_lock_timeout") or get_settings().migration_lock_timeout
     with migration_lock(connection, timeout=timeout):
+        if connection.dialect.name == "sqlite":
+            _sqlite_foreign_keys_off(connection)
         _configure(connection=connection, on_version_apply=_log_applied)
         with context.begin_transaction():
             context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            _sqlite_check_foreign_keys(connection)
+
+
+def _sqlite_foreign_keys_off(connection: Connection) -> None:
+    # Batch mode rebuilds a table by copy-and-drop: with enforcement on, dropping `users` would
+    # cascade into every post and comment. Off is SQLite's default, but a build can change that.
+    # (The pragma is ignored inside a transaction, so this runs before the migrations begin one.)
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+
+
+def _sqlite_check_foreign_keys(connection: Connection) -> None:
+    # What enforcement would have caught while it was off.
+    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    connection.commit()
+    if problems:
+        raise RuntimeError(f"migration left rows that break foreign keys: {problems[:10]}")
 
 
 def _log_applied(*, step: Any, **_: Any) -> None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth.router import router as auth_router
 from app.comments.router import router as comments_router
@@ -35,7 +36,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if await migrate(database.engine):
                 logger.info("database migrated to head")
         else:
-            await check_revision(database.engine)
+            try:
+                await check_revision(database.engine)
+            except (SQLAlchemyError, OSError) as exc:
+                # Not migrating, so a database that is down now is no reason not to start:
+                # requests get 503s, /health/ready says why, and service resumes when it is back.
+                logger.warning("could not check the database's revision at startup: %s", type(exc).__name__)
         if settings.admin_email and settings.admin_password:
             await ensure_admin(
                 database.session_factory,

@@ -155,7 +155,9 @@ async def test_a_statement_that_outlives_the_command_timeout_is_a_503(backend: S
     async def stall(session: SessionDep) -> dict[str, bool]:
         if backend.backend == "sqlite":
             # A file database's form of a stalled server: a lock someone else holds.
-            await session.execute(text("INSERT INTO users (email, name, password_hash) VALUES ('w@x.io', 'w', 'x')"))
+            await session.execute(
+                text("INSERT INTO users (email, name, slug, password_hash) VALUES ('w@x.io', 'w', 'w', 'x')")
+            )
         else:
             await session.execute(text(slow_sql[backend.backend]))
         return {"done": True}
@@ -165,7 +167,7 @@ async def test_a_statement_that_outlives_the_command_timeout_is_a_503(backend: S
         async with app.state.db.engine.connect() as blocker:
             if backend.backend == "sqlite":
                 await blocker.execute(
-                    text("INSERT INTO users (email, name, password_hash) VALUES ('b@x.io', 'b', 'x')")
+                    text("INSERT INTO users (email, name, slug, password_hash) VALUES ('b@x.io', 'b', 'b', 'x')")
                 )
             started = time.perf_counter()
             response = await client.post("/_stall")

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -26,7 +27,7 @@ from app.migrations import alembic_config, head_revision
 from tests.conftest import SECRET_KEY, make_settings
 from tests.databases import ScratchDatabase, create_database, drop_database, in_thread
 
-REVISIONS = 3
+REVISIONS = len(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))
 
 
 @pytest.fixture

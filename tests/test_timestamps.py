@@ -14,7 +14,7 @@ async def test_server_defaults_are_utc_and_come_back_aware(
     # Written by plain SQL, so the database's own defaults fill the timestamps.
     async with session_factory() as session:
         await session.execute(
-            text("INSERT INTO users (email, name, password_hash) VALUES ('raw@example.com', 'Raw', 'x')")
+            text("INSERT INTO users (email, name, slug, password_hash) VALUES ('raw@example.com', 'Raw', 'raw', 'x')")
         )
         await session.commit()
         user = (await session.scalars(select(User).where(User.email == "raw@example.com"))).one()
@@ -32,7 +32,7 @@ async def test_aware_datetimes_round_trip_in_utc_with_microseconds(
 ) -> None:
     moment = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=UTC)
     async with session_factory() as session:
-        session.add(User(email="tz@example.com", name="Tz", password_hash="x", created_at=moment))
+        session.add(User(email="tz@example.com", name="Tz", slug="tz", password_hash="x", created_at=moment))
         await session.commit()
     async with session_factory() as session:
         stored = (await session.scalars(select(User).where(User.email == "tz@example.com"))).one()

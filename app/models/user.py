@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, Index, String, Text, false, true
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, TimestampMixin
@@ -15,6 +15,14 @@ EMAIL_MAX_LENGTH = 255
 NAME_MAX_LENGTH = 100
 _EMAIL_TYPE = String(EMAIL_MAX_LENGTH).with_variant(
     mysql.VARCHAR(EMAIL_MAX_LENGTH, collation="utf8mb4_bin"), "mysql", "mariadb"
+)
+SLUG_MAX_LENGTH = 120
+# Byte order on every backend: slugs are ASCII, and finding the next free `name-<n>` is an index
+# range scan only when the collation does not skip the `-` (PostgreSQL's locales do).
+_SLUG_TYPE = (
+    String(SLUG_MAX_LENGTH)
+    .with_variant(postgresql.VARCHAR(SLUG_MAX_LENGTH, collation="C"), "postgresql")
+    .with_variant(mysql.VARCHAR(SLUG_MAX_LENGTH, collation="utf8mb4_bin"), "mysql", "mariadb")
 )
 
 
@@ -33,6 +41,8 @@ class User(TimestampMixin, Base):
         index=True,
     )
     name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH))
+    # The handle in profile URLs, made from the name at registration and kept when it changes.
+    slug: Mapped[str] = mapped_column(_SLUG_TYPE, unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     bio: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())

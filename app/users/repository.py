@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Index, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.errors import Conflict
 from app.integrity import violates_unique
 from app.models import User
 from app.users.errors import EmailTaken, UserNotFound
 from app.users.schemas import UserListParams
+from app.users.slugs import base_slug, fallback_slug, next_free
 
 _EMAIL_INDEX: Index = next(ix for ix in User.__table__.indexes if ix.name == "ix_users_email")  # type: ignore[attr-defined]
+_SLUG_INDEX: Index = next(ix for ix in User.__table__.indexes if ix.name == "ix_users_slug")  # type: ignore[attr-defined]
+_SLUG_ATTEMPTS = 5
 
 # Names sort case-insensitively, the same on every backend (their default collations disagree).
 _ORDER_COLUMNS: dict[str, Any] = {"id": User.id, "created_at": User.created_at, "name": func.lower(User.name)}
@@ -42,10 +47,43 @@ async def flush(session: AsyncSession) -> None:
         raise UserNotFound() from None
 
 
+async def get_by_slug(session: AsyncSession, slug: str) -> User | None:
+    return await session.scalar(select(User).where(User.slug == slug))
+
+
+async def taken_slugs(session: AsyncSession, base: str) -> Sequence[str]:
+    """`base` and every `base-...` in use: a byte-order range the unique slug index answers."""
+    in_range = and_(User.slug > f"{base}-", User.slug < f"{base}.")  # "." follows "-" in ASCII
+    return (await session.scalars(select(User.slug).where(or_(User.slug == base, in_range)))).all()
+
+
 async def add(session: AsyncSession, user: User) -> User:
-    session.add(user)
-    await flush(session)
-    return user
+    """Insert a new user with the first free slug for its name ("alice-smith", "alice-smith-2", ...).
+
+    A registration racing for the same slug makes the INSERT fail; then it starts over with the
+    next free one. Starting over means rolling back: the failed INSERT spoiled the transaction,
+    which holds nothing else (registering writes this one row).
+    """
+    base = base_slug(user.name)
+    for _ in range(_SLUG_ATTEMPTS):
+        # A nameless slug needs the id: a placeholder until the row has one.
+        user.slug = next_free(base, await taken_slugs(session, base)) if base else f"pending-{uuid.uuid4().hex}"
+        session.add(user)
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            if violates_unique(exc, _EMAIL_INDEX):
+                raise EmailTaken() from None
+            if not violates_unique(exc, _SLUG_INDEX):
+                raise
+            await session.rollback()
+            continue
+        if not base:
+            fallback = fallback_slug(user.id)
+            user.slug = next_free(fallback, await taken_slugs(session, fallback))
+            await flush(session)
+        return user
+    raise Conflict("Too many registrations with this name at once; retry")
 
 
 async def replace_password_hash(session: AsyncSession, user_id: int, *, old: str, new: str) -> bool:

@@ -3,13 +3,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from app.auth.dependencies import CurrentUser, OptionalUser
 from app.database import SessionDep
 from app.dependencies import SettingsDep
 from app.errors import error_responses
 from app.models import User
+from app.models.user import SLUG_MAX_LENGTH
 from app.pagination import CursorPage, Page
 from app.params import UserId
 from app.posts import service as posts_service
@@ -78,6 +79,14 @@ async def list_users(
 async def read_current_user(user: CurrentUser) -> UserPrivate:
     """The caller's own profile."""
     return UserPrivate.model_validate(user)
+
+
+@router.get("/by-slug/{slug}", response_model=UserRead, responses=error_responses(401, 404, 503))
+async def read_user_by_slug(
+    slug: Annotated[str, Path(max_length=SLUG_MAX_LENGTH)], session: SessionDep, viewer: OptionalUser
+) -> UserRead:
+    """A profile by its slug, seen as `GET /users/{id}` shows it."""
+    return present(await service.get_visible_by_slug(session, slug, viewer=viewer), viewer)
 
 
 @router.get("/{user_id}/posts", response_model=CursorPage[PostRead], responses=error_responses(401, 404, 503))

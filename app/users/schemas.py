@@ -88,6 +88,7 @@ class UserPublic(BaseModel):
 
     id: int
     name: str
+    slug: str = Field(description="The profile's handle (`GET /users/by-slug/{slug}`); kept when the name changes.")
     bio: str | None
     is_active: bool
     is_admin: bool

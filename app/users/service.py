@@ -32,7 +32,14 @@ async def register(session: AsyncSession, data: UserCreate) -> User:
 
 async def get_visible(session: AsyncSession, user_id: int, *, viewer: User | None) -> User:
     """A deactivated account is visible to admins only; to everyone else it does not exist."""
-    user = await repository.get(session, user_id)
+    return _visible(await repository.get(session, user_id), viewer)
+
+
+async def get_visible_by_slug(session: AsyncSession, slug: str, *, viewer: User | None) -> User:
+    return _visible(await repository.get_by_slug(session, slug), viewer)
+
+
+def _visible(user: User | None, viewer: User | None) -> User:
     if user is None or not (user.is_active or (viewer is not None and viewer.is_admin)):
         raise UserNotFound()
     return user

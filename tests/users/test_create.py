@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.models import User
 from tests.conftest import PASSWORD, count_users, new_email
 
-PROFILE_KEYS = {"id", "email", "name", "bio", "is_active", "is_admin", "created_at", "updated_at"}
+PROFILE_KEYS = {"id", "email", "name", "slug", "bio", "is_active", "is_admin", "created_at", "updated_at"}
 
 
 async def test_register_returns_own_profile_with_location(

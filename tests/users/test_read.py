@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.models import User
 from tests.conftest import Account, NewAccount, Register
 
-PUBLIC_KEYS = {"id", "name", "bio", "is_active", "is_admin", "created_at", "updated_at"}
+PUBLIC_KEYS = {"id", "name", "slug", "bio", "is_active", "is_admin", "created_at", "updated_at"}
 
 
 async def deactivate(session_factory: async_sessionmaker[AsyncSession], user_id: int) -> None:
