@@ -54,10 +54,29 @@ def _configure(**kwargs: Any) -> None:
     )
 
 
+def _timeouts(dialect: str) -> list[str]:
+    """PostgreSQL session settings for migrating a live database.
+
+    A DDL statement waiting for its lock blocks every query queued behind it: better to fail
+    after a few seconds (and retry the deploy) than to stall the service. These are session
+    settings, so they also hold across autocommit blocks (CREATE INDEX CONCURRENTLY).
+    """
+    if dialect != "postgresql":
+        return []
+    settings = get_settings()
+    return [
+        f"SET lock_timeout = '{round(settings.migration_ddl_lock_timeout * 1000)}ms'",
+        f"SET statement_timeout = '{round(settings.migration_statement_timeout * 1000)}ms'",
+    ]
+
+
 def run_migrations_offline() -> None:
     """`alembic ... --sql`: emit the SQL instead of running it."""
-    _configure(url=_database_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
+    url = _database_url()
+    _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
     with context.begin_transaction():
+        for statement in _timeouts(make_url(url).get_backend_name()):
+            context.execute(statement)
         context.run_migrations()
 
 
@@ -66,6 +85,9 @@ def _run_sync(connection: Connection) -> None:
     with migration_lock(connection, timeout=timeout):
         if connection.dialect.name == "sqlite":
             _sqlite_foreign_keys_off(connection)
+        for statement in _timeouts(connection.dialect.name):
+            connection.exec_driver_sql(statement)
+        connection.commit()
         _configure(connection=connection, on_version_apply=_log_applied)
         with context.begin_transaction():
             context.run_migrations()

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     migrate_on_startup: bool = True
     # How long `upgrade head` waits for another process's migration before giving up.
     migration_lock_timeout: float = Field(default=60.0, gt=0, le=3600)
+    # PostgreSQL, during migrations: how long one DDL statement may queue for its table lock --
+    # while it queues, every query behind it waits too -- and how long any statement may run.
+    migration_ddl_lock_timeout: float = Field(default=5.0, gt=0, le=3600)
+    migration_statement_timeout: float = Field(default=600.0, gt=0, le=86400)
 
     admin_email: EmailStr | None = None
     admin_password: SecretStr | None = None
