@@ -75,9 +75,16 @@ def upgrade() -> None:
         # would hold every row lock (blocking writers) until the whole migration commits.
         with op.get_context().autocommit_block():
             for batch in _batches(slugs):
-                values = sa.values(sa.column("id", sa.Integer), sa.column("slug", sa.String), name="v").data(batch)
+                ids, new_slugs = zip(*batch, strict=True)
+                # Two array parameters, not thousands of bound values; the id range (batches are
+                # in id order) lets the primary key find the rows.
                 bind.execute(
-                    users.update().where(users.c.id == values.c.id, users.c.slug.is_(None)).values(slug=values.c.slug)
+                    sa.text(
+                        "UPDATE users SET slug = v.slug "
+                        "FROM unnest(CAST(:ids AS integer[]), CAST(:slugs AS text[])) AS v(id, slug) "
+                        "WHERE users.id = v.id AND users.id BETWEEN :low AND :high AND users.slug IS NULL"
+                    ),
+                    {"ids": list(ids), "slugs": list(new_slugs), "low": ids[0], "high": ids[-1]},
                 )
         return
     update = users.update().where(users.c.id == sa.bindparam("user_id")).values(slug=sa.bindparam("new_slug"))
