@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import pool
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -80,7 +82,22 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _already_at_head(connection: Connection) -> bool:
+    """`upgrade head` on a database at head: nothing to do, so no lock to wait for."""
+    try:
+        destination = context.get_revision_argument()
+    except KeyError:  # a command with no destination: current, check, history
+        return False
+    if destination not in ("head", "heads"):
+        return False
+    current = MigrationContext.configure(connection).get_current_revision()
+    connection.commit()
+    return current is not None and current == ScriptDirectory.from_config(config).get_current_head()
+
+
 def _run_sync(connection: Connection) -> None:
+    if _already_at_head(connection):
+        return
     timeout = config.attributes.get("migration_lock_timeout") or get_settings().migration_lock_timeout
     with migration_lock(connection, timeout=timeout):
         if connection.dialect.name == "sqlite":
