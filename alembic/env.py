@@ -52,6 +52,9 @@ def _configure(**kwargs: Any) -> None:
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=url.startswith("sqlite"),
         render_item=_render_item,
+        # Each revision commits on its own: otherwise 0004's ADD COLUMN (an exclusive lock on
+        # `users`) would stay held while 0005 reads the whole table and computes slugs.
+        transaction_per_migration=True,
         **kwargs,
     )
 
@@ -76,6 +79,10 @@ def run_migrations_offline() -> None:
     """`alembic ... --sql`: emit the SQL instead of running it."""
     url = _database_url()
     _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
+    if make_url(url).get_backend_name() == "sqlite":
+        # As online (see _sqlite_foreign_keys_off): a batch rebuild must not cascade. Before any
+        # BEGIN, where SQLite ignores the pragma.
+        context.execute("PRAGMA foreign_keys=OFF")
     with context.begin_transaction():
         for statement in _timeouts(make_url(url).get_backend_name()):
             context.execute(statement)
@@ -88,11 +95,13 @@ def _already_at_head(connection: Connection) -> bool:
         destination = context.get_revision_argument()
     except KeyError:  # a command with no destination: current, check, history
         return False
-    if destination not in ("head", "heads"):
+    head = ScriptDirectory.from_config(config).get_current_head()
+    # Alembic hands env.py "head" already resolved to the revision id.
+    if destination not in ("head", "heads", head):
         return False
     current = MigrationContext.configure(connection).get_current_revision()
     connection.commit()
-    return current is not None and current == ScriptDirectory.from_config(config).get_current_head()
+    return current is not None and current == head
 
 
 def _run_sync(connection: Connection) -> None:

@@ -15,6 +15,7 @@ saying so, instead of hanging a deploy.
 from __future__ import annotations
 
 import fcntl
+import logging
 import time
 import zlib
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+logger = logging.getLogger(__name__)
 
 LOCK_NAME = "blogapi-migrations"
 # pg_advisory_lock takes a bigint: a stable number derived from the name.
@@ -50,19 +53,31 @@ def migration_lock(connection: Connection, *, timeout: float) -> Iterator[None]:
         _poll(connection, text("SELECT pg_try_advisory_lock(:key)").bindparams(key=_PG_LOCK_KEY), timeout)
         release = text("SELECT pg_advisory_unlock(:key)").bindparams(key=_PG_LOCK_KEY)
     else:
-        acquired = connection.scalar(text("SELECT GET_LOCK(:name, :timeout)"), {"name": LOCK_NAME, "timeout": timeout})
+        name = mariadb_lock_name(connection.engine.url.database)
+        acquired = connection.scalar(text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": timeout})
         connection.commit()
         if acquired != 1:
             raise MigrationLockTimeout(timeout)
-        release = text("SELECT RELEASE_LOCK(:name)").bindparams(name=LOCK_NAME)
+        release = text("SELECT RELEASE_LOCK(:name)").bindparams(name=name)
     try:
         yield
     finally:
-        # Session-level locks outlive transactions: release explicitly (closing would, too).
-        if connection.in_transaction():
-            connection.rollback()
-        connection.execute(release)
-        connection.commit()
+        # Session-level locks outlive transactions: release explicitly (closing the connection
+        # would, too -- so a failed release must not hide the migration's own error).
+        try:
+            if connection.in_transaction():
+                connection.rollback()
+            connection.execute(release)
+            connection.commit()
+        except Exception:
+            logger.warning("could not release the migration lock; it goes with the connection", exc_info=True)
+
+
+def mariadb_lock_name(database: str | None) -> str:
+    """GET_LOCK names are server-wide: the database's name keeps staging and production (or
+    parallel test databases) on one server from waiting for each other. 64 characters at most."""
+    name = f"{LOCK_NAME}:{database}"
+    return name if len(name) <= 64 else f"{LOCK_NAME}:{zlib.crc32(name.encode()):08x}"
 
 
 def _poll(connection: Connection, attempt: object, timeout: float) -> None:

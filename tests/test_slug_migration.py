@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.migrations import alembic_config
-from app.users.slugs import base_slug, fallback_slug, next_free
+from app.users.slugs import base_slug, fallback_slug, first_free
 from tests.databases import ScratchDatabase, create_database, drop_database, in_thread, run_async
 
 BEFORE_SLUGS = "0003"
@@ -24,6 +24,9 @@ TRICKY_NAMES = [
     "!!!",
     "???",
     "alice-smith-2",
+    "Bob 7",
+    "Bob",
+    "Bob",
 ]
 ORDINARY = 6000  # more than one backfill batch (5000)
 USERS = "SELECT id, email, name, password_hash, bio, is_active, is_admin, created_at, updated_at FROM users ORDER BY id"
@@ -67,7 +70,7 @@ def expected_slugs(users: list[tuple[int, str]]) -> dict[int, str]:
     slugs = {}
     for user_id, name in users:
         base = base_slug(name) or fallback_slug(user_id)
-        slugs[user_id] = next_free(base, taken)
+        slugs[user_id] = first_free(base, taken)
         taken.add(slugs[user_id])
     return slugs
 
@@ -90,6 +93,9 @@ def test_backfill_follows_the_rules_and_downgrade_changes_no_user_data(database:
         f"user-{first + 5}",
         f"user-{first + 6}",
         "alice-smith-2-2",
+        "bob-7",
+        "bob",
+        "bob-2",
     ]
     in_thread(command.downgrade, alembic_config(database.url), BEFORE_SLUGS)
     assert sql(database, USERS) == before

@@ -22,12 +22,28 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BATCH_SIZE = 5000
-_SPELLINGS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "þ": "th", "\u0131": "i"})
+_SPELLINGS = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "œ": "oe",
+        "ø": "o",
+        "đ": "d",
+        "ł": "l",
+        "þ": "th",
+        "\u0131": "i",
+        "ð": "d",
+        "ħ": "h",
+        "ŋ": "n",
+    }
+)
 _SEPARATORS = re.compile(r"[^a-z0-9]+")
 
 
 def base_slug(name: str) -> str:
-    folded = unicodedata.normalize("NFKD", name.lower().translate(_SPELLINGS))
+    # Decompose first, then lower-case: NFKD turns some letters (mathematical, black-letter)
+    # into capitals, which would otherwise be dropped.
+    folded = unicodedata.normalize("NFKD", name).lower().translate(_SPELLINGS)
     ascii_only = folded.encode("ascii", "ignore").decode()
     return _SEPARATORS.sub("-", ascii_only).strip("-")[:100].strip("-")
 

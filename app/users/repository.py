@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Index, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.errors import Conflict
@@ -16,11 +17,12 @@ from app.integrity import violates_unique
 from app.models import User
 from app.users.errors import EmailTaken, UserNotFound
 from app.users.schemas import UserListParams
-from app.users.slugs import base_slug, fallback_slug, next_free
+from app.users.slugs import base_slug, candidates, fallback_slug
 
 _EMAIL_INDEX: Index = next(ix for ix in User.__table__.indexes if ix.name == "ix_users_email")  # type: ignore[attr-defined]
 _SLUG_INDEX: Index = next(ix for ix in User.__table__.indexes if ix.name == "ix_users_slug")  # type: ignore[attr-defined]
 _SLUG_ATTEMPTS = 5
+_SLUG_PROBE = 25
 
 # Names sort case-insensitively, the same on every backend (their default collations disagree).
 _ORDER_COLUMNS: dict[str, Any] = {"id": User.id, "created_at": User.created_at, "name": func.lower(User.name)}
@@ -51,26 +53,41 @@ async def get_by_slug(session: AsyncSession, slug: str) -> User | None:
     return await session.scalar(select(User).where(User.slug == slug))
 
 
-async def taken_slugs(session: AsyncSession, base: str) -> Sequence[str]:
-    """`base` and every `base-...` in use: a byte-order range the unique slug index answers."""
-    in_range = and_(User.slug > f"{base}-", User.slug < f"{base}.")  # "." follows "-" in ASCII
-    return (await session.scalars(select(User.slug).where(or_(User.slug == base, in_range)))).all()
+async def free_slug(session: AsyncSession, base: str) -> str:
+    """The first of `base`, `base-2`, ... not in use, probed a few dozen at a time by equality.
+
+    (Listing every `base-...` instead would read without bound: think of every `user-<id>`.)
+    """
+    start = 1
+    while True:
+        batch = candidates(base, start, _SLUG_PROBE)
+        taken = set((await session.scalars(select(User.slug).where(User.slug.in_(batch)))).all())
+        for slug in batch:
+            if slug not in taken:
+                return slug
+        start += _SLUG_PROBE
 
 
 async def add(session: AsyncSession, user: User) -> User:
     """Insert a new user with the first free slug for its name ("alice-smith", "alice-smith-2", ...).
 
-    A registration racing for the same slug makes the INSERT fail; then it starts over with the
-    next free one. Starting over means rolling back: the failed INSERT spoiled the transaction,
-    which holds nothing else (registering writes this one row).
+    A registration racing for the same slug makes the INSERT (or the UPDATE) fail; then it starts
+    over. Starting over means rolling back: the failed statement spoiled the transaction, which
+    holds nothing else (registering writes this one row).
     """
     base = base_slug(user.name)
     for _ in range(_SLUG_ATTEMPTS):
-        # A nameless slug needs the id: a placeholder until the row has one.
-        user.slug = next_free(base, await taken_slugs(session, base)) if base else f"pending-{uuid.uuid4().hex}"
-        session.add(user)
         try:
+            # A nameless user's slug needs the id: a placeholder until the row has one.
+            user.slug = await free_slug(session, base) if base else f"pending-{uuid.uuid4().hex}"
+            session.add(user)
             await session.flush()
+            if not base:
+                slug = await free_slug(session, fallback_slug(user.id))
+                # Replacing the placeholder is not an edit: updated_at stays equal to created_at.
+                fill_in = update(User).where(User.id == user.id).values(slug=slug, updated_at=User.updated_at)
+                await session.execute(fill_in.execution_options(synchronize_session=False))
+                set_committed_value(user, "slug", slug)
         except IntegrityError as exc:
             if violates_unique(exc, _EMAIL_INDEX):
                 raise EmailTaken() from None
@@ -78,10 +95,6 @@ async def add(session: AsyncSession, user: User) -> User:
                 raise
             await session.rollback()
             continue
-        if not base:
-            fallback = fallback_slug(user.id)
-            user.slug = next_free(fallback, await taken_slugs(session, fallback))
-            await flush(session)
         return user
     raise Conflict("Too many registrations with this name at once; retry")
 

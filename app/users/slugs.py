@@ -2,7 +2,8 @@
 
 Lower-case ASCII letters and digits; each run of anything else is one `-`; accents are dropped
 (letters NFKD cannot split get a spelling of their own); no `-` at either end. A name that leaves
-nothing gets `user-<id>`. Taken slugs get `-2`, `-3`, ... in the order users were created.
+nothing gets `user-<id>`. A taken slug gets the first free of `-2`, `-3`, ... so duplicates are
+numbered in the order users were created.
 
 A slug is made once, at registration, and kept when the name changes, so links stay valid.
 Migration 0005 holds a frozen copy of these rules for the users that existed before slugs.
@@ -15,13 +16,29 @@ import unicodedata
 from collections.abc import Iterable
 
 _BASE_MAX_LENGTH = 100  # room for a "-<n>" suffix
-_SPELLINGS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "þ": "th", "\u0131": "i"})
+_SPELLINGS = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "œ": "oe",
+        "ø": "o",
+        "đ": "d",
+        "ł": "l",
+        "þ": "th",
+        "\u0131": "i",
+        "ð": "d",
+        "ħ": "h",
+        "ŋ": "n",
+    }
+)
 _SEPARATORS = re.compile(r"[^a-z0-9]+")
 
 
 def base_slug(name: str) -> str:
     """The slug a name asks for, before duplicates are told apart; may be empty."""
-    folded = unicodedata.normalize("NFKD", name.lower().translate(_SPELLINGS))
+    # Decompose first, then lower-case: NFKD turns some letters (mathematical, black-letter)
+    # into capitals, which would otherwise be dropped.
+    folded = unicodedata.normalize("NFKD", name).lower().translate(_SPELLINGS)
     ascii_only = folded.encode("ascii", "ignore").decode()
     return _SEPARATORS.sub("-", ascii_only).strip("-")[:_BASE_MAX_LENGTH].strip("-")
 
@@ -30,11 +47,15 @@ def fallback_slug(user_id: int) -> str:
     return f"user-{user_id}"
 
 
-def next_free(base: str, taken: Iterable[str]) -> str:
-    """`base` if free, else `base-<n>` with n one more than the highest suffix in use."""
+def candidates(base: str, start: int, count: int) -> list[str]:
+    """`base`, `base-2`, `base-3`, ...: the slugs to try, `count` of them from number `start`."""
+    return [base if n == 1 else f"{base}-{n}" for n in range(start, start + count)]
+
+
+def first_free(base: str, taken: Iterable[str]) -> str:
+    """The first of `base`, `base-2`, `base-3`, ... not in `taken`."""
     taken = set(taken)
-    if base not in taken:
-        return base
-    prefix = f"{base}-"
-    suffixes = [int(slug[len(prefix) :]) for slug in taken if slug.startswith(prefix) and slug[len(prefix) :].isdigit()]
-    return f"{base}-{max([1, *suffixes]) + 1}"
+    n = 1
+    while (slug := base if n == 1 else f"{base}-{n}") in taken:
+        n += 1
+    return slug

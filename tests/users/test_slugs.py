@@ -5,7 +5,7 @@ import asyncio
 import httpx
 import pytest
 
-from app.users.slugs import base_slug, next_free
+from app.users.slugs import base_slug, first_free
 from tests.conftest import PASSWORD, Account, Register, new_email
 
 RULES = [
@@ -14,6 +14,8 @@ RULES = [
     ("  --Alice   Smith!! ", "alice-smith"),
     ("Straße Æsir", "strasse-aesir"),
     ("Łódź 2024", "lodz-2024"),
+    ("\U0001d400\U0001d425\U0001d422\U0001d41c\U0001d41e \u210celga", "alice-helga"),  # bold, black-letter
+    ("Ðóra Ħanna", "dora-hanna"),
     ("!!!", ""),
     ("日本語", ""),
 ]
@@ -24,10 +26,10 @@ def test_slug_rules(name: str, slug: str) -> None:
     assert base_slug(name) == slug
 
 
-def test_duplicates_count_up_from_the_highest_suffix() -> None:
-    assert next_free("alice", []) == "alice"
-    assert next_free("alice", ["alice"]) == "alice-2"
-    assert next_free("alice", ["alice", "alice-2", "alice-7", "alice-x"]) == "alice-8"
+def test_duplicates_take_the_first_free_number() -> None:
+    assert first_free("alice", []) == "alice"
+    assert first_free("alice", ["alice"]) == "alice-2"
+    assert first_free("alice", ["alice", "alice-2", "alice-7", "alice-x"]) == "alice-3"
 
 
 async def test_registration_gives_a_slug_and_duplicates_a_suffix(client: httpx.AsyncClient, register: Register) -> None:
@@ -39,6 +41,9 @@ async def test_registration_gives_a_slug_and_duplicates_a_suffix(client: httpx.A
     assert accented["slug"] == "jose-nunez"
     nameless = await register(name="!!!")
     assert nameless["slug"] == f"user-{nameless['id']}"
+    assert nameless["updated_at"] == nameless["created_at"]
+    # A name whose own slug carries a number does not push later duplicates past it.
+    assert [(await register(name=name))["slug"] for name in ("Bob 7", "Bob", "Bob")] == ["bob-7", "bob", "bob-2"]
 
 
 async def test_profile_by_slug(client: httpx.AsyncClient, alice: Account, admin: Account) -> None:
