@@ -116,3 +116,18 @@ def test_rebuilding_users_on_sqlite_keeps_every_post_and_comment(database: Scrat
     author = sql(database, "SELECT author_id FROM posts LIMIT 1")[0][0]
     sql(database, "DELETE FROM users WHERE id = :id", [{"id": author}])
     assert sql(database, "SELECT count(*) FROM posts WHERE author_id = :id", [{"id": author}]) == [(0,)]
+
+
+def test_rows_left_without_a_slug_stop_0006_before_it_changes_anything(database: ScratchDatabase) -> None:
+    fill(database)
+    config = alembic_config(database.url)
+    in_thread(command.upgrade, config, "0005")
+    # An older release, still writing after the backfill: no slug.
+    sql(database, "INSERT INTO users (email, name, password_hash) VALUES ('late@example.com', 'Late Comer', 'x')")
+    with pytest.raises(RuntimeError, match="1 users have no slug"):
+        in_thread(command.upgrade, config, "head")
+    assert sql(database, "SELECT version_num FROM alembic_version") == [("0005",)]
+    # The documented way out: backfill again, then finish.
+    in_thread(command.downgrade, config, "0004")
+    in_thread(command.upgrade, config, "head")
+    assert sql(database, "SELECT slug FROM users WHERE email = 'late@example.com'") == [("late-comer",)]

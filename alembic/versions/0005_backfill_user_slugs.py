@@ -75,9 +75,16 @@ def _batches(rows: list[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
 
 def upgrade() -> None:
     if context.is_offline_mode():
-        # Slugs are computed in Python from the rows: there is nothing to print for a database
-        # this script cannot read. On an empty database (what --sql is for) there is nothing to do.
+        # Slugs are computed in Python from the rows, which a printed script cannot read. On an
+        # empty database (what --sql is for) there is nothing to do; on PostgreSQL the script
+        # refuses to go on past a database that has users, instead of recording 0005 as done.
         op.execute("-- 0005: user slugs are backfilled online only; on a database with users, run it online")
+        if op.get_context().dialect.name == "postgresql":
+            op.execute(
+                "DO $$ BEGIN IF EXISTS (SELECT 1 FROM users WHERE slug IS NULL) THEN "
+                "RAISE EXCEPTION 'users need slugs: run this revision (0005) online with alembic'; "
+                "END IF; END $$"
+            )
         return
     bind = op.get_bind()
     users = sa.table("users", sa.column("id", sa.Integer), sa.column("name", sa.String), sa.column("slug", sa.String))
@@ -103,6 +110,23 @@ def upgrade() -> None:
                     {"ids": list(ids), "slugs": list(new_slugs), "low": ids[0], "high": ids[-1]},
                 )
         return
+    if bind.dialect.name in ("mysql", "mariadb"):
+        # One statement per batch, each committing on its own (MariaDB's DDL is not transactional
+        # anyway): one transaction over every batch would hold a lock on every user until the end.
+        with op.get_context().autocommit_block():
+            for batch in _batches(slugs):
+                rows = " UNION ALL ".join(f"SELECT :id{i} AS id, :slug{i} AS slug" for i in range(len(batch)))
+                params: dict[str, int | str] = {f"id{i}": user_id for i, (user_id, _) in enumerate(batch)}
+                params |= {f"slug{i}": slug for i, (_, slug) in enumerate(batch)}
+                bind.execute(
+                    sa.text(
+                        f"UPDATE users JOIN ({rows}) AS v ON users.id = v.id "  # noqa: S608 -- placeholders only
+                        "SET users.slug = v.slug WHERE users.slug IS NULL"
+                    ),
+                    params,
+                )
+        return
+    # SQLite: one writer at a time anyway; batches within the migration's transaction.
     update = users.update().where(users.c.id == sa.bindparam("user_id")).values(slug=sa.bindparam("new_slug"))
     for batch in _batches(slugs):
         bind.execute(update, [{"user_id": user_id, "new_slug": slug} for user_id, slug in batch])

@@ -40,6 +40,8 @@ def _set_nullable(*, nullable: bool) -> None:
         # reader and writer meanwhile. A NOT VALID check is instant, VALIDATE scans without
         # blocking writes, and SET NOT NULL then trusts the validated check instead of scanning.
         with op.get_context().autocommit_block():
+            # IF EXISTS: a run that stopped after adding the check can simply be run again.
+            op.execute("ALTER TABLE users DROP CONSTRAINT IF EXISTS ck_users_slug_not_null")
             op.execute("ALTER TABLE users ADD CONSTRAINT ck_users_slug_not_null CHECK (slug IS NOT NULL) NOT VALID")
             op.execute("ALTER TABLE users VALIDATE CONSTRAINT ck_users_slug_not_null")
             op.alter_column("users", "slug", existing_type=SLUG, nullable=False)
@@ -82,11 +84,39 @@ def _users_before(*, nullable: bool) -> sa.Table:
     )
 
 
+def _check_slugs() -> None:
+    """Fail before any DDL if rows written since 0005 (by an older release) lack a slug or share one.
+
+    Without this the index or the NOT NULL would fail half-way; with it nothing is changed and
+    the way out is plain: let the writers run the new release, then
+    `alembic downgrade 0004 && alembic upgrade head` to backfill again.
+    """
+    if context.is_offline_mode():
+        return
+    bind = op.get_bind()
+    missing = bind.scalar(sa.text("SELECT count(*) FROM users WHERE slug IS NULL"))
+    shared = bind.scalar(sa.text("SELECT count(*) FROM (SELECT slug FROM users GROUP BY slug HAVING count(*) > 1) d"))
+    if missing or shared:
+        raise RuntimeError(
+            f"{missing} users have no slug and {shared} slugs are shared: rows written since 0005 by an "
+            "older release. Run `alembic downgrade 0004 && alembic upgrade head` once every writer runs this one."
+        )
+
+
 def upgrade() -> None:
+    _check_slugs()
     if op.get_context().dialect.name == "postgresql":
-        # CONCURRENTLY: built without blocking writes (it cannot run inside a transaction).
+        # CONCURRENTLY: built without blocking writes (it cannot run inside a transaction). A run
+        # that died while building leaves an INVALID index behind: drop it and build again.
         with op.get_context().autocommit_block():
-            op.create_index(op.f("ix_users_slug"), "users", ["slug"], unique=True, postgresql_concurrently=True)
+            op.execute(
+                "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = 'ix_users_slug' AND NOT i.indisvalid) THEN "
+                "EXECUTE 'DROP INDEX ix_users_slug'; END IF; END $$"
+            )
+            op.create_index(
+                op.f("ix_users_slug"), "users", ["slug"], unique=True, postgresql_concurrently=True, if_not_exists=True
+            )
         _set_nullable(nullable=False)
         return
     _set_nullable(nullable=False)
