@@ -117,15 +117,13 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 class Database:
     """The engine and session factory the app serves from, kept on `app.state.db`."""
 
-    url: URL
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        url = settings.async_database_url
-        engine = create_engine(settings, url)
-        return cls(url=url, engine=engine, session_factory=create_session_factory(engine))
+        engine = create_engine(settings)
+        return cls(engine=engine, session_factory=create_session_factory(engine))
 
 
 async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:

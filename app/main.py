@@ -51,7 +51,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
     except Exception as exc:  # noqa: BLE001 -- any startup failure becomes one clear line
         await database.engine.dispose()
-        target = database.url.render_as_string(hide_password=True)
+        target = database.engine.url.render_as_string(hide_password=True)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StartupError(f"startup failed against {target}: {type(exc).__name__}: {reason}") from None
     try:

@@ -69,23 +69,20 @@ async def migrate(engine: AsyncEngine) -> bool:
     locked or run. A database at a revision this code does not know was migrated by a newer
     release: refuse rather than run old code on a schema it was not written for.
     """
-    async with engine.connect() as connection:
-        current = await current_revision(connection)
-    if current == head_revision():
+    if await check_revision(engine) == head_revision():
         return False
-    if current is not None and not is_known(current):
-        raise UnknownRevision(current)
     # Blocking, with its own event loop (env.py): in a worker thread. env.py takes the lock.
     await anyio.to_thread.run_sync(upgrade_to_head, engine.url)
     return True
 
 
-async def check_revision(engine: AsyncEngine) -> None:
-    """Without migrating at startup: still refuse a database migrated by a newer release."""
+async def check_revision(engine: AsyncEngine) -> str | None:
+    """The database's revision; UnknownRevision when a newer release migrated it."""
     async with engine.connect() as connection:
         current = await current_revision(connection)
     if current is not None and not is_known(current):
         raise UnknownRevision(current)
+    return current
 
 
 async def current_revision(connection: AsyncConnection) -> str | None:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.models import Comment, Post, User
 from app.security import hash_password
-from app.users.slugs import base_slug, fallback_slug
+from app.users.slugs import SlugAllocator, base_slug, fallback_slug
 
 SEED_PASSWORD = "seeded password"  # noqa: S105 -- documented: every seeded user signs in with it
 CHUNK = 5000
@@ -125,18 +125,11 @@ async def _next_id(connection: AsyncConnection, table: Table) -> int:
 def _users(
     rng: random.Random, ids: range, taken: set[str], password_hash: str, now: datetime
 ) -> Iterator[dict[str, Any]]:
-    counters: dict[str, int] = {}
+    slugs = SlugAllocator(taken)  # first free, as registration numbers them
     for user_id in ids:
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         name = f"{first} {last}"
-        base = base_slug(name) or fallback_slug(user_id)
-        n = counters.get(base, 1)
-        slug = base if n == 1 else f"{base}-{n}"
-        while slug in taken:  # first free, as registration numbers them
-            n += 1
-            slug = f"{base}-{n}"
-        counters[base] = n
-        taken.add(slug)
+        slug = slugs.take(base_slug(name) or fallback_slug(user_id))
         created = now - timedelta(seconds=rng.randint(0, 3 * 365 * 86400))
         yield {
             "id": user_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -100,6 +101,16 @@ def make_settings(database: ScratchDatabase, **overrides: Any) -> Settings:
         "_env_file": None,
     }
     return load_settings(**(values | overrides))
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app through its lifespan, as a client talks to it."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client,
+    ):
+        yield client
 
 
 @pytest.fixture(scope="session")

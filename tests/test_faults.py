@@ -5,8 +5,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.database import SessionDep
 from app.main import create_app
-from tests.conftest import PASSWORD, count_users, make_settings, new_email
+from tests.conftest import PASSWORD, count_users, make_settings, new_email, serving
 from tests.databases import ScratchDatabase
 
 
@@ -86,16 +85,6 @@ def _unreachable_urls(backend: ScratchDatabase, silent_port: int) -> list[str]:
     refused = f"{scheme}://{user}@127.0.0.1:1/app"
     silent = f"{scheme}://{user}@127.0.0.1:{silent_port}/app"
     return [refused, silent]
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app through its lifespan, as a client talks to it."""
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client,
-    ):
-        yield client
 
 
 async def test_unreachable_database_is_a_prompt_503(backend: ScratchDatabase, silent_server: int) -> None:

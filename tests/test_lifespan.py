@@ -10,9 +10,8 @@ from sqlalchemy import select
 from app.main import StartupError, create_app
 from app.migrations import head_revision
 from app.models import User
-from tests.conftest import make_settings
+from tests.conftest import make_settings, serving
 from tests.databases import ScratchDatabase, create_database, drop_database
-from tests.test_faults import serving
 
 ADMIN = {"admin_email": "Root@Example.com", "admin_password": "admin password 1", "admin_name": "Root"}
 

@@ -14,13 +14,18 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.errors import Conflict
 from app.integrity import violates_unique
-from app.models import User
+from app.models import Base, User
 from app.users.errors import EmailTaken, UserNotFound
 from app.users.schemas import UserListParams
 from app.users.slugs import base_slug, candidates, fallback_slug
 
-_EMAIL_INDEX: Index = next(ix for ix in User.__table__.indexes if ix.name == "ix_users_email")  # type: ignore[attr-defined]
-_SLUG_INDEX: Index = next(ix for ix in User.__table__.indexes if ix.name == "ix_users_slug")  # type: ignore[attr-defined]
+
+def _index(name: str) -> Index:
+    return next(index for index in Base.metadata.tables["users"].indexes if index.name == name)
+
+
+_EMAIL_INDEX = _index("ix_users_email")
+_SLUG_INDEX = _index("ix_users_slug")
 _SLUG_ATTEMPTS = 5
 _SLUG_PROBE = 25
 

@@ -52,10 +52,23 @@ def candidates(base: str, start: int, count: int) -> list[str]:
     return [base if n == 1 else f"{base}-{n}" for n in range(start, start + count)]
 
 
+class SlugAllocator:
+    """Hands out first-free slugs against a growing set of taken ones, remembering how far each
+    base got, so numbering many duplicates stays linear (seeding, backfills)."""
+
+    def __init__(self, taken: Iterable[str] = ()) -> None:
+        self.taken = set(taken)
+        self._reached: dict[str, int] = {}
+
+    def take(self, base: str) -> str:
+        n = self._reached.get(base, 1)
+        while (slug := base if n == 1 else f"{base}-{n}") in self.taken:
+            n += 1
+        self._reached[base] = n
+        self.taken.add(slug)
+        return slug
+
+
 def first_free(base: str, taken: Iterable[str]) -> str:
     """The first of `base`, `base-2`, `base-3`, ... not in `taken`."""
-    taken = set(taken)
-    n = 1
-    while (slug := base if n == 1 else f"{base}-{n}") in taken:
-        n += 1
-    return slug
+    return SlugAllocator(taken).take(base)
