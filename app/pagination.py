@@ -1,9 +1,13 @@
 """Pagination shared by the list endpoints: offset parameters, signed keyset cursors, the envelope.
 
-Offset pages (`skip`, `limit`) are what people expect and come with a `total`. Cursor pages
-continue strictly after the last row of the previous page in the same ordering, so a walk sees
-each row once even while rows are inserted, and page 25,000 costs what page 1 costs: the
-cursor's position becomes a range condition an index answers, instead of rows to skip.
+Offset pages (`skip`, `limit`) are what people expect. Cursor pages continue strictly after the
+last row of the previous page in the same ordering, so a walk sees each row once even while rows
+are inserted, and page 25,000 costs what page 1 costs: the cursor's position becomes a range
+condition an index answers, instead of rows to skip.
+
+`total` is counted only when the query asks for it (`include=total`), in either mode. Counting
+means visiting every matching row: over a million posts that is tens of milliseconds, a hundred
+times the cost of the page itself, paid on every page by clients that mostly never read it.
 """
 
 from __future__ import annotations
@@ -40,24 +44,35 @@ class PageParams(BaseModel):
     limit: int = Field(default=10, ge=1, le=MAX_LIMIT, description="Page size, 1-100.")
 
 
+TOTAL_DESCRIPTION = "`total`: count all matching rows (costs a scan of them); without it `total` is null."
+
+
 class CursorPageParams(PageParams):
     cursor: str | None = Field(
         default=None,
         max_length=MAX_CURSOR_LENGTH,
         description="The `next_cursor` of the previous page: continue right after it. Not combined with `skip`.",
     )
+    include: list[Literal["total"]] = Field(default_factory=list, description=TOTAL_DESCRIPTION)
+
+    @property
+    def with_total(self) -> bool:
+        return "total" in self.include
+
+
+TOTAL_FIELD_DESCRIPTION = "All matching rows, with `include=total`; otherwise null (counting costs a scan)."
 
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    total: int
+    total: int | None = Field(description=TOTAL_FIELD_DESCRIPTION)
     skip: int
     limit: int
 
 
 class CursorPage(BaseModel, Generic[T]):
     items: list[T]
-    total: int | None = Field(description="All matching rows; null when paging by cursor (counting would cost a scan).")
+    total: int | None = Field(description=TOTAL_FIELD_DESCRIPTION)
     skip: int
     limit: int
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
@@ -65,7 +80,7 @@ class CursorPage(BaseModel, Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Slice(Generic[T]):
-    """What a service returns for one page: the rows, the total (offset pages) and the next cursor."""
+    """What a service returns for one page: the rows, the total (when asked for) and the next cursor."""
 
     items: Sequence[T]
     total: int | None

@@ -51,6 +51,6 @@ async def list_comments(
     comments, has_more = await repository.page(
         session, post_id=post_id, skip=params.skip, limit=params.limit, start_after=start_after
     )
-    total = None if start_after is not None else await repository.count(session, post_id)
+    total = await repository.count(session, post_id) if params.with_total else None
     last = Position(comments[-1].created_at, comments[-1].id) if has_more else None
     return Slice(comments, total, next_cursor(last, scope=scope, secret=secret))

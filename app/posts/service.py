@@ -62,7 +62,7 @@ async def add_view(session: AsyncSession, post_id: int) -> int:
 
 
 async def list_posts(session: AsyncSession, params: PostQuery, *, author_id: int | None, secret: str) -> Slice[Post]:
-    """Offset pages count the total; cursor pages do not (that count would be the one full scan)."""
+    """One page by offset or cursor; the total only when asked for (see app.pagination)."""
     filters = PostFilter(author_id=author_id, q=params.q)
     scope = _cursor_scope(params, filters)
     start_after = start_position(params, scope=scope, secret=secret)
@@ -75,7 +75,7 @@ async def list_posts(session: AsyncSession, params: PostQuery, *, author_id: int
         limit=params.limit,
         start_after=start_after,
     )
-    total = None if start_after is not None else await repository.count(session, filters)
+    total = await repository.count(session, filters) if params.with_total else None
     sort_key = ORDER_COLUMNS[params.order_by].key
     last = Position(getattr(posts[-1], sort_key), posts[-1].id) if has_more else None
     return Slice(posts, total, next_cursor(last, scope=scope, secret=secret))

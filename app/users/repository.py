@@ -130,11 +130,14 @@ def _filters(params: UserListParams) -> list[ColumnElement[bool]]:
     return filters
 
 
-async def list_page(session: AsyncSession, params: UserListParams) -> tuple[Sequence[User], int]:
+async def list_page(session: AsyncSession, params: UserListParams) -> tuple[Sequence[User], int | None]:
+    """A page of users, and their total when the query asks for it."""
     filters = _filters(params)
     column = _ORDER_COLUMNS[params.order_by]
     ordering = (column.desc(), User.id.desc()) if params.order == "desc" else (column.asc(), User.id.asc())
     page = select(User).where(*filters).order_by(*ordering).offset(params.skip).limit(params.limit)
     users = (await session.scalars(page)).all()
+    if not params.with_total:
+        return users, None
     total = await session.scalar(select(func.count()).select_from(User).where(*filters))
     return users, total or 0

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from app.models.user import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
-from app.pagination import PageParams, SortOrder
+from app.pagination import TOTAL_DESCRIPTION, PageParams, SortOrder
 from app.posts.schemas import PostSummary
 from app.schemas import not_nullable
 
@@ -128,6 +128,11 @@ class UserListParams(PageParams):
     )
     order_by: Literal["id", "created_at", "name"] = "created_at"
     order: SortOrder = Field(default="desc", description="Ties are broken by id in the same direction.")
-    include: list[Literal["posts"]] = Field(
-        default_factory=list, description=f"`posts`: each user with their {RECENT_POSTS} most recent posts."
+    include: list[Literal["posts", "total"]] = Field(
+        default_factory=list,
+        description=f"`posts`: each user with their {RECENT_POSTS} most recent posts. {TOTAL_DESCRIPTION}",
     )
+
+    @property
+    def with_total(self) -> bool:
+        return "total" in self.include

@@ -47,7 +47,7 @@ def _visible(user: User | None, viewer: User | None) -> User:
 
 async def list_users(
     session: AsyncSession, params: UserListParams, *, viewer: User | None
-) -> tuple[Sequence[User], int]:
+) -> tuple[Sequence[User], int | None]:
     if not params.is_active or params.email_domain:
         _require_admin(viewer, "only admins may list deactivated users or filter by email domain")
     return await repository.list_page(session, params)

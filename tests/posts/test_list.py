@@ -46,7 +46,8 @@ async def test_envelope_defaults_and_authors(
     created = await insert_posts(session_factory, alice.id, 12)
     body = await listing(client, "/posts")
     assert set(body) == ENVELOPE
-    assert (body["total"], body["skip"], body["limit"]) == (12, 0, 10)
+    assert (body["total"], body["skip"], body["limit"]) == (None, 0, 10)  # counting is opt-in
+    assert (await listing(client, "/posts?include=total"))["total"] == 12
     assert [item["id"] for item in body["items"]] == created[::-1][:10]
     assert body["items"][0]["author"] == {"id": alice.id, "name": "Alice Smith"}
     assert body["next_cursor"] is not None
@@ -96,7 +97,7 @@ async def test_filters(client: httpx.AsyncClient, alice: Account, bob: Account, 
     assert sorted(await ids(client, "/posts?q=GARDEN")) == alice_posts
     assert sorted(await ids(client, "/posts?q=%25")) == bob_posts  # a literal %, not a wildcard
     assert await ids(client, f"/posts?author_id={alice.id}&q=cook") == []
-    assert (await listing(client, "/posts?q=garden&limit=1"))["total"] == 3
+    assert (await listing(client, "/posts?q=garden&limit=1&include=total"))["total"] == 3
 
 
 @pytest.mark.parametrize(
@@ -166,7 +167,7 @@ async def test_a_users_posts(
 ) -> None:
     mine = await insert_posts(session_factory, alice.id, 3)
     await insert_posts(session_factory, bob.id, 2)
-    body = await listing(client, f"/users/{alice.id}/posts")
+    body = await listing(client, f"/users/{alice.id}/posts?include=total")
     assert set(body) == ENVELOPE
     assert [item["id"] for item in body["items"]] == mine[::-1]
     assert body["total"] == 3

@@ -78,14 +78,17 @@ async def test_list_envelope_and_defaults(client: httpx.AsyncClient, register: R
     response = await client.get("/users")
     body = response.json()
     assert set(body) == {"items", "total", "skip", "limit"}
-    assert (body["total"], body["skip"], body["limit"]) == (12, 0, 10)
+    # Counting is opt-in (include=total): it would otherwise scan every user on every page.
+    assert (body["total"], body["skip"], body["limit"]) == (None, 0, 10)
     # Newest first, ties broken by id in the same direction.
     expected = sorted(users, key=lambda user: (user["created_at"], user["id"]), reverse=True)
     assert [item["id"] for item in body["items"]] == [user["id"] for user in expected[:10]]
     assert all(set(item) == PUBLIC_KEYS for item in body["items"])
-    rest = (await client.get("/users?skip=10&limit=10")).json()
+    rest = (await client.get("/users?skip=10&limit=10&include=total")).json()
     assert [item["id"] for item in rest["items"]] == [user["id"] for user in expected[10:]]
     assert rest["total"] == 12
+    with_posts = (await client.get("/users?include=total&include=posts&limit=1")).json()
+    assert (with_posts["total"], with_posts["items"][0]["posts"]) == (12, [])
 
 
 async def test_list_ordering(
@@ -113,7 +116,7 @@ async def test_list_filters_by_name_substring_case_insensitively(client: httpx.A
     assert set(await _ids(client, "?q=smith")) == {smith["id"], smithers["id"]}
     assert await _ids(client, "?q=%25") == [percent["id"]]  # a literal %, not a wildcard
     assert await _ids(client, "?q=_") == []
-    body = (await client.get("/users?q=SMITH&limit=1")).json()
+    body = (await client.get("/users?q=SMITH&limit=1&include=total")).json()
     assert body["total"] == 2
     assert len(body["items"]) == 1
 
