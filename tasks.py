@@ -3,6 +3,7 @@
 
     python3 tasks.py serve    install (into .venv), migrate the database, serve on :8000
     python3 tasks.py test     install, lint, type-check, and run the suite on every backend
+    python3 tasks.py bench    install, then the side-by-side benchmark (bench/run.py; --help)
     python3 tasks.py setup    install only
 
 Installation is from the lock file (uv.lock) and is a no-op when nothing changed.
@@ -54,6 +55,11 @@ def test(extra: list[str]) -> None:
     os.execv(BIN / "python", [str(BIN / "python"), "-m", "pytest", *databases, *extra])
 
 
+def bench(extra: list[str]) -> None:
+    setup()
+    os.execv(BIN / "python", [str(BIN / "python"), "-m", "bench.run", *extra])
+
+
 def main() -> None:
     command, extra = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     if command == "setup":
@@ -62,6 +68,8 @@ def main() -> None:
         serve(extra)
     elif command == "test":
         test(extra)
+    elif command == "bench":
+        bench(extra)
     else:
         sys.exit(__doc__)
 

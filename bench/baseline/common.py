@@ -28,7 +28,7 @@ from functools import cache
 from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
 import anyio
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import asyncpg
 import jwt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
