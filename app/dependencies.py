@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from app.config import Settings
 
 
-def _app_settings(request: Request) -> Settings:
+async def _app_settings(request: Request) -> Settings:
+    # async although it awaits nothing: FastAPI runs a plain `def` dependency in a worker
+    # thread, and that hop (with the GIL contention it brings) cost more than a whole query.
     settings: Settings = request.app.state.settings
     return settings
 

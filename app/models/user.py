@@ -28,7 +28,12 @@ _SLUG_TYPE = (
 
 class User(TimestampMixin, Base):
     __tablename__ = "users"
-    __table_args__ = (Index(None, "email", "is_active"),)
+    __table_args__ = (
+        Index(None, "email", "is_active"),
+        # The default listing order (newest first, ties by id): an index range, not a sort of
+        # every user on every page.
+        Index(None, "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Always stored lower-case, so the plain unique index makes addresses unique in any letter
