@@ -106,7 +106,8 @@ def test_pool_settings_reach_the_engine_where_the_dialect_takes_them() -> None:
     assert server["pool_size"] == 7
     assert server["max_overflow"] == 3
     assert server["pool_timeout"] == 2.5
-    assert server["pool_pre_ping"] is True
+    assert server["pool_pre_ping"] is False
+    assert _options("postgresql://u@db/app", db_pool_pre_ping=True)["pool_pre_ping"] is True
     assert server["pool_recycle"] == 1800
     assert server["connect_args"] == {"timeout": 2.5, "command_timeout": 30.0}
     assert server["hide_parameters"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import uuid
@@ -206,3 +207,47 @@ async def test_a_server_refusing_connections_is_a_503(backend: ScratchDatabase) 
             for statement in teardown:
                 await connection.execute(text(statement))
         await admin.dispose()
+
+
+async def _drop_other_connections(backend: ScratchDatabase) -> int:
+    """What a database restart or failover does to the app's pooled connections: closes them."""
+    admin = create_async_engine(backend.url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            if backend.backend == "postgresql":
+                killed = await connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+                return len(killed.all())
+            others = "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+            ids = (await connection.scalars(text(others))).all()
+            for connection_id in ids:
+                await connection.execute(text(f"KILL {int(connection_id)}"))
+            return len(ids)
+    finally:
+        await admin.dispose()
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+async def test_connections_dropped_by_the_server_cost_at_most_a_503_each(backend: ScratchDatabase) -> None:
+    """Without pre-ping (the default) a dead pooled connection is found by the request that uses it:
+    that request is a 503 with Retry-After -- never a 500, never a hang -- and the pool starts over."""
+    app = create_app(make_settings(backend))
+    async with serving(app) as client:
+        # Several connections in the pool, all about to be dropped.
+        warm = await asyncio.gather(*(client.get("/users") for _ in range(8)))
+        assert {response.status_code for response in warm} == {200}
+        assert await _drop_other_connections(backend) >= 1
+        answers = []
+        for _ in range(12):
+            response = await client.get("/users")
+            answers.append(response.status_code)
+            if response.status_code == 503:
+                assert int(response.headers["retry-after"]) > 0
+        assert set(answers) <= {200, 503}, answers
+        # The first failure invalidates the whole pool: everything after it is served.
+        assert answers[-6:] == [200] * 6, answers
+        assert answers.count(503) <= 2, answers
