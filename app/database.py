@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 import asyncmy
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import Row, event
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config import Settings
+
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+"""A result row of any shape: what the read side's Core queries hand to the response models."""
 
 
 def engine_options(settings: Settings, url: URL) -> dict[str, Any]:
@@ -113,36 +116,37 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for requests that only read (GET, HEAD).
+def create_read_engine(settings: Settings, url: URL | None = None) -> AsyncEngine:
+    """The engine GET requests read through: the same database, a pool of its own, autocommit.
 
-    On PostgreSQL they run in autocommit: asyncpg would otherwise spend a round trip on BEGIN and
-    another on COMMIT around a read that is one statement -- half the time of a short request.
-    Turning autocommit on and off is local to the driver there, so it costs nothing. MariaDB
-    would pay a `SET autocommit` each way and SQLite reads start no transaction on the wire, so
-    both keep the ordinary factory. A read of two statements (a page and its total) may see two
-    snapshots; nothing read-only needs more.
+    A read is one or two statements that change nothing, so it needs no transaction: in
+    autocommit it costs no BEGIN and no COMMIT round trip (asyncpg sends both as statements of
+    their own). The isolation level is the engine's own, fixed when a connection is opened --
+    switching a shared pool's connections per request, with execution options, costs a reset at
+    every checkin. Writes, migrations and scripts use the transactional engine.
     """
-    if engine.dialect.name != "postgresql":
-        return create_session_factory(engine)
-    return create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
-
-
-_READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
+    url = url or settings.async_database_url
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **engine_options(settings, url))
+    configure_connections(engine, busy_timeout=settings.db_command_timeout)
+    return engine
 
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """The engine and session factories the app serves from, kept on `app.state.db`."""
+    """The engines and session factory the app serves from, kept on `app.state.db`."""
 
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
-    read_session_factory: async_sessionmaker[AsyncSession]
+    read_engine: AsyncEngine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
-        return cls(engine, create_session_factory(engine), create_read_session_factory(engine))
+        return cls(engine, create_session_factory(engine), create_read_engine(settings))
+
+    async def dispose(self) -> None:
+        await self.read_engine.dispose()
+        await self.engine.dispose()
 
 
 async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
@@ -150,12 +154,10 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
 
     Used with `scope="function"`, so the commit happens before the response is sent: a client
     never sees a 2xx for a write that did not commit, and a failed commit becomes an error
-    response through the usual exception handlers. Safe methods, which change nothing, get the
-    read session (see create_read_session_factory).
+    response through the usual exception handlers.
     """
     database: Database = request.app.state.db
-    read_only = request.method in _READ_ONLY_METHODS
-    async with (database.read_session_factory if read_only else database.session_factory)() as session:
+    async with database.session_factory() as session:
         try:
             yield session
         except BaseException:
@@ -164,4 +166,16 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
+async def _read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A connection of the read engine for the request; back in the pool before the response is sent."""
+    database: Database = request.app.state.db
+    async with database.read_engine.connect() as connection:
+        yield connection
+
+
 SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
+"""The unit of work of a request that writes."""
+
+ReadDep = Annotated[AsyncConnection, Depends(_read_connection, scope="function")]
+"""What a request that only reads queries: Core statements on an autocommit connection, whose
+rows go straight into the response models -- no session, identity map or ORM objects to build."""

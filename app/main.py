@@ -50,14 +50,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 name=settings.admin_name,
             )
     except Exception as exc:  # noqa: BLE001 -- any startup failure becomes one clear line
-        await database.engine.dispose()
+        await database.dispose()
         target = database.engine.url.render_as_string(hide_password=True)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StartupError(f"startup failed against {target}: {type(exc).__name__}: {reason}") from None
     try:
         yield
     finally:
-        await database.engine.dispose()
+        await database.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

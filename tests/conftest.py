@@ -18,9 +18,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings, load_settings
+from app.database import Database
 from app.main import create_app
 from app.migrations import upgrade_to_head
 from app.models import Base, Post, User
@@ -235,10 +236,10 @@ async def insert_posts(
 
 
 class StatementCounter:
-    """Counts the SQL statements an engine runs, to prove a listing has no N+1."""
+    """Counts the SQL statements the app runs on both its engines, to prove a listing has no N+1."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine.sync_engine
+    def __init__(self, database: Database) -> None:
+        self.engines = [database.engine.sync_engine, database.read_engine.sync_engine]
         self.count = 0
 
     def _count(self, *args: Any) -> None:
@@ -246,8 +247,10 @@ class StatementCounter:
 
     async def __aenter__(self) -> StatementCounter:
         self.count = 0
-        event.listen(self.engine, "before_cursor_execute", self._count)
+        for engine in self.engines:
+            event.listen(engine, "before_cursor_execute", self._count)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._count)
+        for engine in self.engines:
+            event.remove(engine, "before_cursor_execute", self._count)

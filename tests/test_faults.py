@@ -108,19 +108,27 @@ async def test_unreachable_database_is_a_prompt_503(backend: ScratchDatabase, si
 
 
 async def test_exhausted_pool_is_a_503_within_the_pool_timeout(backend: ScratchDatabase) -> None:
+    """Reads and writes have a pool each; either one exhausted is a prompt 503, not a hang."""
     app = create_app(make_settings(backend, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5))
+    database = app.state.db
     async with serving(app) as client:
-        async with app.state.db.engine.connect() as held:
-            await held.execute(text("SELECT 1"))
-            started = time.perf_counter()
-            response = await client.get("/users")
-            elapsed = time.perf_counter() - started
-        assert response.status_code == 503
-        assert response.headers["retry-after"] == "1"
-        assert response.json()["detail"].startswith("The database is busy")
-        assert 0.4 < elapsed < 3
-        # The connection is back: service resumes without a restart.
+        for engine, method, path, payload in [
+            (database.read_engine, "GET", "/users", None),
+            (database.engine, "POST", "/users", {"email": new_email(), "name": "Busy", "password": PASSWORD}),
+        ]:
+            async with engine.connect() as held:
+                await held.execute(text("SELECT 1"))
+                started = time.perf_counter()
+                response = await client.request(method, path, json=payload)
+                elapsed = time.perf_counter() - started
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["retry-after"] == "1"
+            assert response.json()["detail"].startswith("The database is busy")
+            assert 0.4 < elapsed < 3
+        # The connections are back: service resumes without a restart.
         assert (await client.get("/users")).status_code == 200
+        created = await client.post("/users", json={"email": new_email(), "name": "Later", "password": PASSWORD})
+        assert created.status_code == 201
 
 
 async def test_unexpected_errors_are_a_bare_500_without_details(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -209,21 +217,40 @@ async def test_a_server_refusing_connections_is_a_503(backend: ScratchDatabase) 
         await admin.dispose()
 
 
-async def _drop_other_connections(backend: ScratchDatabase) -> int:
-    """What a database restart or failover does to the app's pooled connections: closes them."""
+async def _admin_scalar(backend: ScratchDatabase, sql: str) -> Any:
+    admin = create_async_engine(backend.url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            return await connection.scalar(text(sql))
+    finally:
+        await admin.dispose()
+
+
+async def _connection_marker(backend: ScratchDatabase) -> Any:
+    """Something every connection opened from now on exceeds: a time (PostgreSQL), an id (MariaDB)."""
+    return await _admin_scalar(backend, "SELECT now()" if backend.backend == "postgresql" else "SELECT CONNECTION_ID()")
+
+
+async def _drop_connections_opened_since(backend: ScratchDatabase, marker: Any) -> int:
+    """What a database restart or failover does to pooled connections: closes them. Only those this
+    test opened -- the suite's own app shares the database."""
     admin = create_async_engine(backend.url, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as connection:
             if backend.backend == "postgresql":
                 killed = await connection.execute(
                     text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid() AND backend_start > :marker"
+                    ),
+                    {"marker": marker},
                 )
                 return len(killed.all())
-            others = "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
-            ids = (await connection.scalars(text(others))).all()
+            others = (
+                "SELECT id FROM information_schema.processlist "
+                "WHERE db = DATABASE() AND id <> CONNECTION_ID() AND id > :marker"
+            )
+            ids = (await connection.scalars(text(others), {"marker": marker})).all()
             for connection_id in ids:
                 await connection.execute(text(f"KILL {int(connection_id)}"))
             return len(ids)
@@ -235,12 +262,13 @@ async def _drop_other_connections(backend: ScratchDatabase) -> int:
 async def test_connections_dropped_by_the_server_cost_at_most_a_503_each(backend: ScratchDatabase) -> None:
     """Without pre-ping (the default) a dead pooled connection is found by the request that uses it:
     that request is a 503 with Retry-After -- never a 500, never a hang -- and the pool starts over."""
+    marker = await _connection_marker(backend)
     app = create_app(make_settings(backend))
     async with serving(app) as client:
         # Several connections in the pool, all about to be dropped.
         warm = await asyncio.gather(*(client.get("/users") for _ in range(8)))
         assert {response.status_code for response in warm} == {200}
-        assert await _drop_other_connections(backend) >= 1
+        assert await _drop_connections_opened_since(backend, marker) >= 1
         answers = []
         for _ in range(12):
             response = await client.get("/users")

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from app.database import SessionDep
+from app.auth.viewer import Viewer
+from app.database import Database
 from app.dependencies import SettingsDep
 from app.errors import NotAuthenticated
-from app.models import User
 from app.security import decode_access_token, password_fingerprint
+from app.users import repository as users
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
 async def _optional_user(
-    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(_bearer)]
-) -> User | None:
+    request: Request, settings: SettingsDep, token: Annotated[str | None, Depends(_bearer)]
+) -> Viewer | None:
     """None for an anonymous caller; a token that is present but not valid is a 401, not anonymity."""
     if token is None:
         return None
@@ -26,18 +27,25 @@ async def _optional_user(
     if claims is None:
         raise NotAuthenticated("Invalid or expired token")
     # Checked on every request, so deleting or deactivating an account, or changing its
-    # password, takes effect at once rather than when the token expires.
-    user = await session.get(User, claims.user_id)
-    if user is None or not user.is_active or password_fingerprint(user.password_hash) != claims.password_fingerprint:
+    # password, takes effect at once rather than when the token expires. A connection of its
+    # own, given back at once: the lookup is not part of the request's unit of work.
+    database: Database = request.app.state.db
+    async with database.read_engine.connect() as connection:
+        account = await users.read_account(connection, claims.user_id)
+    if (
+        account is None
+        or not account.is_active
+        or password_fingerprint(account.password_hash) != claims.password_fingerprint
+    ):
         raise NotAuthenticated("Invalid or expired token")
-    return user
+    return Viewer.from_row(account)
 
 
-async def _required_user(user: Annotated[User | None, Depends(_optional_user)]) -> User:
+async def _required_user(user: Annotated[Viewer | None, Depends(_optional_user)]) -> Viewer:
     if user is None:
         raise NotAuthenticated()
     return user
 
 
-OptionalUser = Annotated[User | None, Depends(_optional_user)]
-CurrentUser = Annotated[User, Depends(_required_user)]
+OptionalUser = Annotated[Viewer | None, Depends(_optional_user)]
+CurrentUser = Annotated[Viewer, Depends(_required_user)]

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ForeignKeyConstraint, delete, func, select
+from sqlalchemy import ForeignKeyConstraint, Table, delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.comments.errors import CommentNotFound
+from app.database import AnyRow
 from app.integrity import violates_foreign_key
 from app.models import Base, Comment, Post, User
 from app.pagination import Position, after
@@ -70,23 +71,31 @@ async def delete_by_id(session: AsyncSession, comment_id: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+# Reads: Core statements on the read connection of a GET request, each comment with its author's name.
+_comments: Table = Comment.__table__  # type: ignore[assignment]
+_users: Table = User.__table__  # type: ignore[assignment]
+_WITH_AUTHOR = select(*_comments.c, _users.c.name.label("author_name")).join_from(
+    _comments, _users, _comments.c.author_id == _users.c.id
+)
+
+
 async def page(
-    session: AsyncSession, *, post_id: int, skip: int, limit: int, start_after: Position | None
-) -> tuple[Sequence[Comment], bool]:
+    connection: AsyncConnection, *, post_id: int, skip: int, limit: int, start_after: Position | None
+) -> tuple[Sequence[AnyRow], bool]:
     """A page of a post's comments, oldest first (ties by id), and whether more follow."""
-    clauses = [Comment.post_id == post_id]
+    clauses = [_comments.c.post_id == post_id]
     if start_after is not None:
-        clauses.append(after(Comment.created_at, Comment.id, start_after, descending=False))
+        clauses.append(after(_comments.c.created_at, _comments.c.id, start_after, descending=False))
     statement = (
-        _with_author()
-        .where(*clauses)
-        .order_by(Comment.created_at.asc(), Comment.id.asc())
+        _WITH_AUTHOR.where(*clauses)
+        .order_by(_comments.c.created_at.asc(), _comments.c.id.asc())
         .offset(skip)
         .limit(limit + 1)
     )
-    comments = (await session.scalars(statement)).all()
+    comments = (await connection.execute(statement)).all()
     return comments[:limit], len(comments) > limit
 
 
-async def count(session: AsyncSession, post_id: int) -> int:
-    return await session.scalar(select(func.count()).select_from(Comment).where(Comment.post_id == post_id)) or 0
+async def count(connection: AsyncConnection, post_id: int) -> int:
+    statement = select(func.count()).select_from(_comments).where(_comments.c.post_id == post_id)
+    return await connection.scalar(statement) or 0

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,3 +34,16 @@ class CommentRead(BaseModel):
     body: str
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any, *, author_name: str | None = None) -> CommentRead:
+        """From a row (or a Comment) that carries its author's name alongside, not a loaded author."""
+        return cls(
+            id=row.id,
+            post_id=row.post_id,
+            author_id=row.author_id,
+            author=AuthorRef(id=row.author_id, name=row.author_name if author_name is None else author_name),
+            body=row.body,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )

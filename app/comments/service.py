@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.auth.viewer import Viewer
 from app.comments import repository
 from app.comments.errors import CommentNotFound, MayNotDeleteComment, NotCommentAuthor
-from app.comments.schemas import CommentCreate, CommentUpdate
-from app.models import Comment, User
+from app.comments.schemas import CommentCreate, CommentRead, CommentUpdate
+from app.models import Comment
 from app.pagination import CursorPageParams, Position, Slice, next_cursor, start_position
 from app.posts import repository as posts
 from app.posts.errors import PostNotFound
 
 
-async def add_comment(session: AsyncSession, post_id: int, data: CommentCreate, *, author: User) -> Comment:
+async def add_comment(session: AsyncSession, post_id: int, data: CommentCreate, *, author: Viewer) -> CommentRead:
     comment = await repository.add(session, Comment(post_id=post_id, author_id=author.id, body=data.body))
-    comment.author = author
-    return comment
+    return CommentRead.from_row(comment, author_name=author.name)
 
 
-async def update_comment(session: AsyncSession, comment_id: int, data: CommentUpdate, *, viewer: User) -> Comment:
+async def update_comment(session: AsyncSession, comment_id: int, data: CommentUpdate, *, viewer: Viewer) -> Comment:
     comment = await repository.get(session, comment_id)
     if comment is None:
         raise CommentNotFound()
@@ -30,7 +30,7 @@ async def update_comment(session: AsyncSession, comment_id: int, data: CommentUp
     return comment
 
 
-async def delete_comment(session: AsyncSession, comment_id: int, *, viewer: User) -> None:
+async def delete_comment(session: AsyncSession, comment_id: int, *, viewer: Viewer) -> None:
     """The comment's author, the author of the post it is on, and admins may delete it."""
     authors = await repository.get_authors(session, comment_id)
     if authors is None:
@@ -42,15 +42,15 @@ async def delete_comment(session: AsyncSession, comment_id: int, *, viewer: User
 
 
 async def list_comments(
-    session: AsyncSession, post_id: int, params: CursorPageParams, *, secret: str
-) -> Slice[Comment]:
-    if not await posts.exists(session, post_id):
+    connection: AsyncConnection, post_id: int, params: CursorPageParams, *, secret: str
+) -> Slice[CommentRead]:
+    if not await posts.read_exists(connection, post_id):
         raise PostNotFound()
     scope = f"comments:{post_id}"
     start_after = start_position(params, scope=scope, secret=secret)
-    comments, has_more = await repository.page(
-        session, post_id=post_id, skip=params.skip, limit=params.limit, start_after=start_after
+    rows, has_more = await repository.page(
+        connection, post_id=post_id, skip=params.skip, limit=params.limit, start_after=start_after
     )
-    total = await repository.count(session, post_id) if params.with_total else None
-    last = Position(comments[-1].created_at, comments[-1].id) if has_more else None
-    return Slice(comments, total, next_cursor(last, scope=scope, secret=secret))
+    total = await repository.count(connection, post_id) if params.with_total else None
+    last = Position(rows[-1].created_at, rows[-1].id) if has_more else None
+    return Slice([CommentRead.from_row(row) for row in rows], total, next_cursor(last, scope=scope, secret=secret))

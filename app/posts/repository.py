@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, select, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.database import AnyRow
 from app.models import Post, User
 from app.pagination import Position, after
 from app.posts.errors import PostNotFound
@@ -52,10 +53,6 @@ async def get_author_id(session: AsyncSession, post_id: int) -> int | None:
     return await session.scalar(select(Post.author_id).where(Post.id == post_id))
 
 
-async def exists(session: AsyncSession, post_id: int) -> bool:
-    return await get_author_id(session, post_id) is not None
-
-
 async def add(session: AsyncSession, post: Post) -> Post:
     session.add(post)
     await session.flush()
@@ -91,8 +88,27 @@ async def increment_views(session: AsyncSession, post_id: int) -> int | None:
     return await session.scalar(select(Post.views).where(Post.id == post_id))
 
 
+# Reads: Core statements on the read connection of a GET request. Each post comes with its
+# author's name from one join; the rows go straight into the response models.
+_posts: Table = Post.__table__  # type: ignore[assignment]
+_users: Table = User.__table__  # type: ignore[assignment]
+_WITH_AUTHOR = select(*_posts.c, _users.c.name.label("author_name")).join_from(
+    _posts, _users, _posts.c.author_id == _users.c.id
+)
+_BY_ID = _WITH_AUTHOR.where(_posts.c.id == bindparam("post_id"))
+_EXISTS = select(_posts.c.id).where(_posts.c.id == bindparam("post_id"))
+
+
+async def read(connection: AsyncConnection, post_id: int) -> AnyRow | None:
+    return (await connection.execute(_BY_ID, {"post_id": post_id})).one_or_none()
+
+
+async def read_exists(connection: AsyncConnection, post_id: int) -> bool:
+    return (await connection.execute(_EXISTS, {"post_id": post_id})).first() is not None
+
+
 async def page(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     filters: PostFilter,
     order_by: str,
@@ -100,46 +116,54 @@ async def page(
     skip: int,
     limit: int,
     start_after: Position | None,
-) -> tuple[Sequence[Post], bool]:
-    """One page of posts with their authors, and whether more follow."""
+) -> tuple[Sequence[AnyRow], bool]:
+    """One page of posts with their authors' names, and whether more follow."""
     column = ORDER_COLUMNS[order_by]
     clauses = filters.clauses()
     if start_after is not None:
         clauses.append(after(column, Post.id, start_after, descending=descending))
     ordering = (column.desc(), Post.id.desc()) if descending else (column.asc(), Post.id.asc())
     # One row more than asked says whether there is a next page, without counting.
-    statement = _with_author().where(*clauses).order_by(*ordering).offset(skip).limit(limit + 1)
-    posts = (await session.scalars(statement)).all()
+    statement = _WITH_AUTHOR.where(*clauses).order_by(*ordering).offset(skip).limit(limit + 1)
+    posts = (await connection.execute(statement)).all()
     return posts[:limit], len(posts) > limit
 
 
-async def count(session: AsyncSession, filters: PostFilter) -> int:
-    total = await session.scalar(select(func.count()).select_from(Post).where(*filters.clauses()))
+async def count(connection: AsyncConnection, filters: PostFilter) -> int:
+    total = await connection.scalar(select(func.count()).select_from(_posts).where(*filters.clauses()))
     return total or 0
 
 
 async def recent_by_author(
-    session: AsyncSession, author_ids: Sequence[int], *, per_author: int
-) -> dict[int, list[Any]]:
+    connection: AsyncConnection, author_ids: Sequence[int], *, per_author: int
+) -> dict[int, list[AnyRow]]:
     """Each author's newest posts (newest first, ties by id), for a whole page of authors in one query."""
     if not author_ids:
         return {}
-    rank = (
-        func.row_number()
-        .over(partition_by=Post.author_id, order_by=(Post.created_at.desc(), Post.id.desc()))
-        .label("rank")
-    )
-    ranked = (
-        select(Post.id, Post.title, Post.views, Post.created_at, Post.author_id, rank)
-        .where(Post.author_id.in_(author_ids))
-        .subquery()
-    )
-    rows = await session.execute(
-        select(ranked.c.id, ranked.c.title, ranked.c.views, ranked.c.created_at, ranked.c.author_id)
-        .where(ranked.c.rank <= per_author)
-        .order_by(ranked.c.author_id, ranked.c.rank)
-    )
-    recent: dict[int, list[Any]] = defaultdict(list)
-    for row in rows:
-        recent[row.author_id].append(row)
-    return recent
+    newest_first = (_posts.c.created_at.desc(), _posts.c.id.desc())
+    columns = (_posts.c.id, _posts.c.title, _posts.c.views, _posts.c.created_at)
+    if connection.dialect.name == "postgresql":
+        # LATERAL: per author, an index range on (author_id, created_at, id) stopped after
+        # `per_author` rows -- however many posts the author has written.
+        recent = (
+            select(*columns).where(_posts.c.author_id == _users.c.id).order_by(*newest_first).limit(per_author)
+        ).lateral("recent")
+        statement = (
+            select(_users.c.id.label("author_id"), *recent.c)
+            .select_from(_users.join(recent, true()))
+            .where(_users.c.id.in_(author_ids))
+            .order_by(_users.c.id, recent.c.created_at.desc(), recent.c.id.desc())
+        )
+    else:
+        # MariaDB 10.11 and SQLite have no LATERAL: rank each listed author's posts instead.
+        rank = func.row_number().over(partition_by=_posts.c.author_id, order_by=newest_first).label("rank")
+        ranked = select(*columns, _posts.c.author_id, rank).where(_posts.c.author_id.in_(author_ids)).subquery()
+        statement = (
+            select(ranked.c.author_id, ranked.c.id, ranked.c.title, ranked.c.views, ranked.c.created_at)
+            .where(ranked.c.rank <= per_author)
+            .order_by(ranked.c.author_id, ranked.c.rank)
+        )
+    recent_posts: dict[int, list[AnyRow]] = defaultdict(list)
+    for row in await connection.execute(statement):
+        recent_posts[row.author_id].append(row)
+    return recent_posts

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -52,6 +52,20 @@ class PostRead(BaseModel):
     author: AuthorRef
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any, *, author_name: str | None = None) -> PostRead:
+        """From a row (or a Post) that carries its author's name alongside, not a loaded author."""
+        return cls(
+            id=row.id,
+            title=row.title,
+            content=row.content,
+            views=row.views,
+            author_id=row.author_id,
+            author=AuthorRef(id=row.author_id, name=row.author_name if author_name is None else author_name),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
 
 
 class PostSummary(BaseModel):

@@ -6,36 +6,38 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.models import Post, User
+from app.auth.viewer import Viewer
+from app.models import Post
 from app.pagination import Position, Slice, next_cursor, start_position
 from app.posts import repository
 from app.posts.errors import NotPostAuthor, PostNotFound
 from app.posts.repository import ORDER_COLUMNS, PostFilter
-from app.posts.schemas import PostCreate, PostQuery, PostUpdate
+from app.posts.schemas import PostCreate, PostQuery, PostRead, PostUpdate
 
 
-def may_manage(viewer: User, author_id: int) -> bool:
+def may_manage(viewer: Viewer, author_id: int) -> bool:
     return viewer.is_admin or viewer.id == author_id
 
 
-async def create_post(session: AsyncSession, data: PostCreate, *, author: User) -> Post:
+async def create_post(session: AsyncSession, data: PostCreate, *, author: Viewer) -> PostRead:
     post = await repository.add(session, Post(title=data.title, content=data.content, author_id=author.id))
-    # The response shows the author; it is the caller, already loaded -- no query for it.
-    post.author = author
-    return post
+    # The response shows the author: the caller, already known -- no query for it.
+    return PostRead.from_row(post, author_name=author.name)
 
 
-async def get_post(session: AsyncSession, post_id: int) -> Post:
+async def read_post(connection: AsyncConnection, post_id: int) -> PostRead:
+    row = await repository.read(connection, post_id)
+    if row is None:
+        raise PostNotFound()
+    return PostRead.from_row(row)
+
+
+async def update_post(session: AsyncSession, post_id: int, data: PostUpdate, *, viewer: Viewer) -> Post:
     post = await repository.get(session, post_id)
     if post is None:
         raise PostNotFound()
-    return post
-
-
-async def update_post(session: AsyncSession, post_id: int, data: PostUpdate, *, viewer: User) -> Post:
-    post = await get_post(session, post_id)
     if not may_manage(viewer, post.author_id):
         raise NotPostAuthor()
     for field, value in data.model_dump(exclude_unset=True).items():
@@ -44,7 +46,7 @@ async def update_post(session: AsyncSession, post_id: int, data: PostUpdate, *, 
     return post
 
 
-async def delete_post(session: AsyncSession, post_id: int, *, viewer: User) -> None:
+async def delete_post(session: AsyncSession, post_id: int, *, viewer: Viewer) -> None:
     author_id = await repository.get_author_id(session, post_id)
     if author_id is None:
         raise PostNotFound()
@@ -61,13 +63,15 @@ async def add_view(session: AsyncSession, post_id: int) -> int:
     return views
 
 
-async def list_posts(session: AsyncSession, params: PostQuery, *, author_id: int | None, secret: str) -> Slice[Post]:
+async def list_posts(
+    connection: AsyncConnection, params: PostQuery, *, author_id: int | None, secret: str
+) -> Slice[PostRead]:
     """One page by offset or cursor; the total only when asked for (see app.pagination)."""
     filters = PostFilter(author_id=author_id, q=params.q)
     scope = _cursor_scope(params, filters)
     start_after = start_position(params, scope=scope, secret=secret)
-    posts, has_more = await repository.page(
-        session,
+    rows, has_more = await repository.page(
+        connection,
         filters=filters,
         order_by=params.order_by,
         descending=params.order == "desc",
@@ -75,14 +79,16 @@ async def list_posts(session: AsyncSession, params: PostQuery, *, author_id: int
         limit=params.limit,
         start_after=start_after,
     )
-    total = await repository.count(session, filters) if params.with_total else None
+    total = await repository.count(connection, filters) if params.with_total else None
     sort_key = ORDER_COLUMNS[params.order_by].key
-    last = Position(getattr(posts[-1], sort_key), posts[-1].id) if has_more else None
-    return Slice(posts, total, next_cursor(last, scope=scope, secret=secret))
+    last = Position(getattr(rows[-1], sort_key), rows[-1].id) if has_more else None
+    return Slice([PostRead.from_row(row) for row in rows], total, next_cursor(last, scope=scope, secret=secret))
 
 
-async def recent_posts(session: AsyncSession, author_ids: Sequence[int], *, per_author: int) -> dict[int, list[Any]]:
-    return await repository.recent_by_author(session, author_ids, per_author=per_author)
+async def recent_posts(
+    connection: AsyncConnection, author_ids: Sequence[int], *, per_author: int
+) -> dict[int, list[Any]]:
+    return await repository.recent_by_author(connection, author_ids, per_author=per_author)
 
 
 def _cursor_scope(params: PostQuery, filters: PostFilter) -> str:

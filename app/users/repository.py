@@ -6,12 +6,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Index, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.database import AnyRow
 from app.errors import Conflict
 from app.integrity import violates_unique
 from app.models import Base, User
@@ -52,10 +53,6 @@ async def flush(session: AsyncSession) -> None:
         raise
     except StaleDataError:
         raise UserNotFound() from None
-
-
-async def get_by_slug(session: AsyncSession, slug: str) -> User | None:
-    return await session.scalar(select(User).where(User.slug == slug))
 
 
 async def free_slug(session: AsyncSession, base: str) -> str:
@@ -130,14 +127,36 @@ def _filters(params: UserListParams) -> list[ColumnElement[bool]]:
     return filters
 
 
-async def list_page(session: AsyncSession, params: UserListParams) -> tuple[Sequence[User], int | None]:
-    """A page of users, and their total when the query asks for it."""
+# Reads: Core statements on the read connection of a GET request, rows instead of ORM objects.
+# Built once; the values are bound per call, so SQLAlchemy's compiled-statement cache always hits.
+_users: Table = User.__table__  # type: ignore[assignment]
+_PROFILE_COLUMNS = [column for column in _users.c if column.key != "password_hash"]
+_PROFILE_BY_ID = select(*_PROFILE_COLUMNS).where(_users.c.id == bindparam("user_id"))
+_PROFILE_BY_SLUG = select(*_PROFILE_COLUMNS).where(_users.c.slug == bindparam("slug"))
+_ACCOUNT_BY_ID = select(_users).where(_users.c.id == bindparam("user_id"))
+
+
+async def read_profile(connection: AsyncConnection, user_id: int) -> AnyRow | None:
+    return (await connection.execute(_PROFILE_BY_ID, {"user_id": user_id})).one_or_none()
+
+
+async def read_profile_by_slug(connection: AsyncConnection, slug: str) -> AnyRow | None:
+    return (await connection.execute(_PROFILE_BY_SLUG, {"slug": slug})).one_or_none()
+
+
+async def read_account(connection: AsyncConnection, user_id: int) -> AnyRow | None:
+    """The whole row, password hash included: what authenticating a token checks against."""
+    return (await connection.execute(_ACCOUNT_BY_ID, {"user_id": user_id})).one_or_none()
+
+
+async def list_page(connection: AsyncConnection, params: UserListParams) -> tuple[Sequence[AnyRow], int | None]:
+    """A page of profiles, and their total when the query asks for it."""
     filters = _filters(params)
     column = _ORDER_COLUMNS[params.order_by]
     ordering = (column.desc(), User.id.desc()) if params.order == "desc" else (column.asc(), User.id.asc())
-    page = select(User).where(*filters).order_by(*ordering).offset(params.skip).limit(params.limit)
-    users = (await session.scalars(page)).all()
+    page = select(*_PROFILE_COLUMNS).where(*filters).order_by(*ordering).offset(params.skip).limit(params.limit)
+    users = (await connection.execute(page)).all()
     if not params.with_total:
         return users, None
-    total = await session.scalar(select(func.count()).select_from(User).where(*filters))
+    total = await connection.scalar(select(func.count()).select_from(_users).where(*filters))
     return users, total or 0

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response, status
 
 from app.auth.dependencies import CurrentUser, OptionalUser
-from app.database import SessionDep
+from app.auth.viewer import Viewer
+from app.database import ReadDep, SessionDep
 from app.dependencies import SettingsDep
 from app.errors import error_responses
-from app.models import User
 from app.models.user import SLUG_MAX_LENGTH
 from app.pagination import CursorPage, Page
 from app.params import UserId
@@ -33,14 +33,14 @@ from app.users.schemas import (
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-def present(user: User, viewer: User | None) -> UserPrivate | UserPublic:
+def present(user: Any, viewer: Viewer | None) -> UserPrivate | UserPublic:
     """The profile as `viewer` may see it: the email only for its owner and admins."""
     if service.can_manage(viewer, user.id):
         return UserPrivate.model_validate(user)
     return UserPublic.model_validate(user)
 
 
-def present_with_posts(user: User, viewer: User | None, posts: Sequence[Any]) -> UserListItem:
+def present_with_posts(user: Any, viewer: Viewer | None, posts: Sequence[Any]) -> UserListItem:
     profile = present(user, viewer)
     schema = UserPrivateWithPosts if isinstance(profile, UserPrivate) else UserPublicWithPosts
     return schema(**dict(profile), posts=[PostSummary.model_validate(post) for post in posts])
@@ -61,14 +61,14 @@ async def create_user(data: UserCreate, session: SessionDep, response: Response)
 
 @router.get("", response_model=Page[UserListItem], responses=error_responses(401, 403, 503))
 async def list_users(
-    params: Annotated[UserListParams, Query()], session: SessionDep, viewer: OptionalUser
+    params: Annotated[UserListParams, Query()], connection: ReadDep, viewer: OptionalUser
 ) -> Page[UserListItem]:
     """List users; deactivated users and the email-domain filter are for admins."""
-    users, total = await service.list_users(session, params, viewer=viewer)
+    users, total = await service.list_users(connection, params, viewer=viewer)
     items: list[UserListItem]
     if "posts" in params.include:
         # One query for the whole page, whatever its size.
-        recent = await posts_service.recent_posts(session, [user.id for user in users], per_author=RECENT_POSTS)
+        recent = await posts_service.recent_posts(connection, [user.id for user in users], per_author=RECENT_POSTS)
         items = [present_with_posts(user, viewer, recent.get(user.id, [])) for user in users]
     else:
         items = [present(user, viewer) for user in users]
@@ -83,30 +83,30 @@ async def read_current_user(user: CurrentUser) -> UserPrivate:
 
 @router.get("/by-slug/{slug}", response_model=UserRead, responses=error_responses(401, 404, 503))
 async def read_user_by_slug(
-    slug: Annotated[str, Path(max_length=SLUG_MAX_LENGTH)], session: SessionDep, viewer: OptionalUser
+    slug: Annotated[str, Path(max_length=SLUG_MAX_LENGTH)], connection: ReadDep, viewer: OptionalUser
 ) -> UserRead:
     """A profile by its slug, seen as `GET /users/{id}` shows it."""
-    return present(await service.get_visible_by_slug(session, slug, viewer=viewer), viewer)
+    return present(await service.get_visible_by_slug(connection, slug, viewer=viewer), viewer)
 
 
 @router.get("/{user_id}/posts", response_model=CursorPage[PostRead], responses=error_responses(401, 404, 503))
 async def list_user_posts(
     user_id: UserId,
     params: Annotated[PostQuery, Query()],
-    session: SessionDep,
+    connection: ReadDep,
     viewer: OptionalUser,
     settings: SettingsDep,
 ) -> CursorPage[PostRead]:
     """One author's posts, paged and ordered like `GET /posts`."""
-    await service.get_visible(session, user_id, viewer=viewer)
-    result = await posts_service.list_posts(session, params, author_id=user_id, secret=settings.jwt_secret)
+    await service.get_visible(connection, user_id, viewer=viewer)
+    result = await posts_service.list_posts(connection, params, author_id=user_id, secret=settings.jwt_secret)
     return result.to_page(PostRead, params)
 
 
 @router.get("/{user_id}", response_model=UserRead, responses=error_responses(401, 404, 503))
-async def read_user(user_id: UserId, session: SessionDep, viewer: OptionalUser) -> UserRead:
+async def read_user(user_id: UserId, connection: ReadDep, viewer: OptionalUser) -> UserRead:
     """A profile; the email is shown to its owner and to admins only."""
-    user = await service.get_visible(session, user_id, viewer=viewer)
+    user = await service.get_visible(connection, user_id, viewer=viewer)
     return present(user, viewer)
 
 

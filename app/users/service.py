@@ -6,8 +6,10 @@ import logging
 from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from app.auth.viewer import Viewer
+from app.database import AnyRow
 from app.errors import NotAuthenticated, NotPermitted
 from app.models import User
 from app.security import hash_password, verify_password
@@ -18,7 +20,7 @@ from app.users.schemas import UserCreate, UserListParams, UserUpdate, normalize_
 logger = logging.getLogger(__name__)
 
 
-def can_manage(viewer: User | None, user_id: int) -> bool:
+def can_manage(viewer: Viewer | None, user_id: int) -> bool:
     """The account's owner and admins may see its email, change it and delete it."""
     return viewer is not None and (viewer.is_admin or viewer.id == user_id)
 
@@ -30,47 +32,49 @@ async def register(session: AsyncSession, data: UserCreate) -> User:
     return await repository.add(session, user)
 
 
-async def get_visible(session: AsyncSession, user_id: int, *, viewer: User | None) -> User:
+async def get_visible(connection: AsyncConnection, user_id: int, *, viewer: Viewer | None) -> AnyRow:
     """A deactivated account is visible to admins only; to everyone else it does not exist."""
-    return _visible(await repository.get(session, user_id), viewer)
+    return _visible(await repository.read_profile(connection, user_id), viewer)
 
 
-async def get_visible_by_slug(session: AsyncSession, slug: str, *, viewer: User | None) -> User:
-    return _visible(await repository.get_by_slug(session, slug), viewer)
+async def get_visible_by_slug(connection: AsyncConnection, slug: str, *, viewer: Viewer | None) -> AnyRow:
+    return _visible(await repository.read_profile_by_slug(connection, slug), viewer)
 
 
-def _visible(user: User | None, viewer: User | None) -> User:
-    if user is None or not (user.is_active or (viewer is not None and viewer.is_admin)):
+def _visible(profile: AnyRow | None, viewer: Viewer | None) -> AnyRow:
+    if profile is None or not (profile.is_active or (viewer is not None and viewer.is_admin)):
         raise UserNotFound()
-    return user
+    return profile
 
 
 async def list_users(
-    session: AsyncSession, params: UserListParams, *, viewer: User | None
-) -> tuple[Sequence[User], int | None]:
+    connection: AsyncConnection, params: UserListParams, *, viewer: Viewer | None
+) -> tuple[Sequence[AnyRow], int | None]:
     if not params.is_active or params.email_domain:
         _require_admin(viewer, "only admins may list deactivated users or filter by email domain")
-    return await repository.list_page(session, params)
+    return await repository.list_page(connection, params)
 
 
-async def update_user(session: AsyncSession, user_id: int, data: UserUpdate, *, viewer: User | None) -> User:
+async def update_user(session: AsyncSession, user_id: int, data: UserUpdate, *, viewer: Viewer | None) -> User:
     if not can_manage(viewer, user_id):
         raise NotPermitted("you may only change your own account")
     changes = data.model_dump(exclude_unset=True, exclude={"password"})
     if {"is_active", "is_admin"} & changes.keys():
         _require_admin(viewer, "only admins may change is_active or is_admin")
+    # Hashed before the session touches the database: argon2 must not hold a pooled connection.
+    new_hash = await hash_password(data.password.get_secret_value()) if data.password is not None else None
     user = await repository.get(session, user_id)
     if user is None:
         raise UserNotFound()
-    if data.password is not None:
-        user.password_hash = await hash_password(data.password.get_secret_value())
+    if new_hash is not None:
+        user.password_hash = new_hash
     for field, value in changes.items():
         setattr(user, field, value)
     await repository.flush(session)
     return user
 
 
-async def delete_user(session: AsyncSession, user_id: int, *, viewer: User | None) -> None:
+async def delete_user(session: AsyncSession, user_id: int, *, viewer: Viewer | None) -> None:
     if not can_manage(viewer, user_id):
         raise NotPermitted("you may only delete your own account")
     if not await repository.delete_by_id(session, user_id):
@@ -112,7 +116,7 @@ async def ensure_admin(
     raise RuntimeError(f"could not create or promote the admin account {email}")
 
 
-def _require_admin(viewer: User | None, message: str) -> None:
+def _require_admin(viewer: Viewer | None, message: str) -> None:
     if viewer is None:
         raise NotAuthenticated()
     if not viewer.is_admin:
