@@ -170,15 +170,17 @@ def next_cursor(last: Position | None, *, scope: str, secret: str) -> str | None
 
 
 def after(
-    sort: SQLColumnExpression[Any], id_: SQLColumnExpression[int], position: Position, *, descending: bool
+    sort: SQLColumnExpression[Any], id_: SQLColumnExpression[int], value: Any, last_id: Any, *, descending: bool
 ) -> ColumnElement[bool]:
-    """Rows strictly after `position` in ORDER BY sort, id (both in the same direction).
+    """Rows strictly after (`value`, `last_id`) in ORDER BY sort, id (both in the same direction).
 
+    The position is given as values or as bound parameters (for a statement built once).
     Written as `sort <= v AND (sort < v OR id < i)` rather than a row comparison: the leading
     bound lets every backend (MariaDB included) turn it into an index range.
     """
     if sort is id_:
-        return id_ < position.id if descending else id_ > position.id
+        by_id: ColumnElement[bool] = id_ < last_id if descending else id_ > last_id
+        return by_id
     if descending:
-        return and_(sort <= position.value, or_(sort < position.value, id_ < position.id))
-    return and_(sort >= position.value, or_(sort > position.value, id_ > position.id))
+        return and_(sort <= value, or_(sort < value, id_ < last_id))
+    return and_(sort >= value, or_(sort > value, id_ > last_id))

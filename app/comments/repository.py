@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ForeignKeyConstraint, Table, delete, func, select
+from sqlalchemy import ForeignKeyConstraint, Integer, Select, Table, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import contains_eager
@@ -79,20 +79,33 @@ _WITH_AUTHOR = select(*_comments.c, _users.c.name.label("author_name")).join_fro
 )
 
 
+def _page(*, after_cursor: bool) -> Select[Any]:
+    clauses = [_comments.c.post_id == bindparam("post_id")]
+    if after_cursor:
+        value = bindparam("cursor_value", type_=_comments.c.created_at.type)
+        last_id = bindparam("cursor_id", type_=Integer)
+        clauses.append(after(_comments.c.created_at, _comments.c.id, value, last_id, descending=False))
+    return (
+        _WITH_AUTHOR.where(*clauses)
+        .order_by(_comments.c.created_at.asc(), _comments.c.id.asc())
+        .offset(bindparam("skip", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+# Built once: only values vary per request.
+_FIRST_PAGE, _PAGE_AFTER = _page(after_cursor=False), _page(after_cursor=True)
+
+
 async def page(
     connection: AsyncConnection, *, post_id: int, skip: int, limit: int, start_after: Position | None
 ) -> tuple[Sequence[AnyRow], bool]:
     """A page of a post's comments, oldest first (ties by id), and whether more follow."""
-    clauses = [_comments.c.post_id == post_id]
+    values: dict[str, Any] = {"post_id": post_id, "skip": skip, "limit": limit + 1}
     if start_after is not None:
-        clauses.append(after(_comments.c.created_at, _comments.c.id, start_after, descending=False))
-    statement = (
-        _WITH_AUTHOR.where(*clauses)
-        .order_by(_comments.c.created_at.asc(), _comments.c.id.asc())
-        .offset(skip)
-        .limit(limit + 1)
-    )
-    comments = (await connection.execute(statement)).all()
+        values |= {"cursor_value": start_after.value, "cursor_id": start_after.id}
+    statement = _FIRST_PAGE if start_after is None else _PAGE_AFTER
+    comments = (await connection.execute(statement, values)).all()
     return comments[:limit], len(comments) > limit
 
 

@@ -37,12 +37,15 @@ class CommentRead(BaseModel):
 
     @classmethod
     def from_row(cls, row: Any, *, author_name: str | None = None) -> CommentRead:
-        """From a row (or a Comment) that carries its author's name alongside, not a loaded author."""
-        return cls(
+        """From a row (or a Comment) that carries its author's name alongside, not a loaded author.
+        Constructed without validation, like PostRead.from_row: the values are our own database's."""
+        return cls.model_construct(
             id=row.id,
             post_id=row.post_id,
             author_id=row.author_id,
-            author=AuthorRef(id=row.author_id, name=row.author_name if author_name is None else author_name),
+            author=AuthorRef.model_construct(
+                id=row.author_id, name=row.author_name if author_name is None else author_name
+            ),
             body=row.body,
             created_at=row.created_at,
             updated_at=row.updated_at,

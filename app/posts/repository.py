@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, func, select, true, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.exc import StaleDataError
@@ -107,6 +120,25 @@ async def read_exists(connection: AsyncConnection, post_id: int) -> bool:
     return (await connection.execute(_EXISTS, {"post_id": post_id})).first() is not None
 
 
+@functools.cache
+def _listing(order_by: str, *, descending: bool, by_author: bool, after_cursor: bool) -> Select[Any]:
+    """A page of posts without a title search, built once per shape: only values vary per request."""
+    column = ORDER_COLUMNS[order_by]
+    clauses = []
+    if by_author:
+        clauses.append(_posts.c.author_id == bindparam("author_id"))
+    if after_cursor:
+        value, last_id = bindparam("cursor_value", type_=column.type), bindparam("cursor_id", type_=Integer)
+        clauses.append(after(column, Post.id, value, last_id, descending=descending))
+    ordering = (column.desc(), Post.id.desc()) if descending else (column.asc(), Post.id.asc())
+    return (
+        _WITH_AUTHOR.where(*clauses)
+        .order_by(*ordering)
+        .offset(bindparam("skip", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
 async def page(
     connection: AsyncConnection,
     *,
@@ -118,14 +150,27 @@ async def page(
     start_after: Position | None,
 ) -> tuple[Sequence[AnyRow], bool]:
     """One page of posts with their authors' names, and whether more follow."""
-    column = ORDER_COLUMNS[order_by]
-    clauses = filters.clauses()
-    if start_after is not None:
-        clauses.append(after(column, Post.id, start_after, descending=descending))
-    ordering = (column.desc(), Post.id.desc()) if descending else (column.asc(), Post.id.asc())
     # One row more than asked says whether there is a next page, without counting.
-    statement = _WITH_AUTHOR.where(*clauses).order_by(*ordering).offset(skip).limit(limit + 1)
-    posts = (await connection.execute(statement)).all()
+    values: dict[str, Any] = {"skip": skip, "limit": limit + 1, "author_id": filters.author_id}
+    if start_after is not None:
+        values |= {"cursor_value": start_after.value, "cursor_id": start_after.id}
+    if filters.q:
+        # A search is rarer and its pattern is escaped when the statement is built: built per request.
+        column = ORDER_COLUMNS[order_by]
+        clauses = filters.clauses()
+        if start_after is not None:
+            clauses.append(after(column, Post.id, start_after.value, start_after.id, descending=descending))
+        ordering = (column.desc(), Post.id.desc()) if descending else (column.asc(), Post.id.asc())
+        statement = _WITH_AUTHOR.where(*clauses).order_by(*ordering).offset(skip).limit(limit + 1)
+        posts = (await connection.execute(statement)).all()
+    else:
+        shape = _listing(
+            order_by,
+            descending=descending,
+            by_author=filters.author_id is not None,
+            after_cursor=start_after is not None,
+        )
+        posts = (await connection.execute(shape, values)).all()
     return posts[:limit], len(posts) > limit
 
 
@@ -134,36 +179,42 @@ async def count(connection: AsyncConnection, filters: PostFilter) -> int:
     return total or 0
 
 
+@functools.cache
+def _recent(dialect: str, per_author: int) -> Select[Any]:
+    """Each listed author's newest posts, for the authors bound as `author_ids`; built once."""
+    newest_first = (_posts.c.created_at.desc(), _posts.c.id.desc())
+    columns = (_posts.c.id, _posts.c.title, _posts.c.views, _posts.c.created_at)
+    author_ids: BindParameter[int] = bindparam("author_ids", expanding=True)
+    if dialect == "postgresql":
+        # LATERAL: per author, an index range on (author_id, created_at, id) stopped after
+        # `per_author` rows -- however many posts the author has written.
+        recent = (
+            select(*columns).where(_posts.c.author_id == _users.c.id).order_by(*newest_first).limit(per_author)
+        ).lateral("recent")
+        return (
+            select(_users.c.id.label("author_id"), *recent.c)
+            .select_from(_users.join(recent, true()))
+            .where(_users.c.id.in_(author_ids))
+            .order_by(_users.c.id, recent.c.created_at.desc(), recent.c.id.desc())
+        )
+    # MariaDB 10.11 and SQLite have no LATERAL: rank each listed author's posts instead.
+    rank = func.row_number().over(partition_by=_posts.c.author_id, order_by=newest_first).label("rank")
+    ranked = select(*columns, _posts.c.author_id, rank).where(_posts.c.author_id.in_(author_ids)).subquery()
+    return (
+        select(ranked.c.author_id, ranked.c.id, ranked.c.title, ranked.c.views, ranked.c.created_at)
+        .where(ranked.c.rank <= per_author)
+        .order_by(ranked.c.author_id, ranked.c.rank)
+    )
+
+
 async def recent_by_author(
     connection: AsyncConnection, author_ids: Sequence[int], *, per_author: int
 ) -> dict[int, list[AnyRow]]:
     """Each author's newest posts (newest first, ties by id), for a whole page of authors in one query."""
     if not author_ids:
         return {}
-    newest_first = (_posts.c.created_at.desc(), _posts.c.id.desc())
-    columns = (_posts.c.id, _posts.c.title, _posts.c.views, _posts.c.created_at)
-    if connection.dialect.name == "postgresql":
-        # LATERAL: per author, an index range on (author_id, created_at, id) stopped after
-        # `per_author` rows -- however many posts the author has written.
-        recent = (
-            select(*columns).where(_posts.c.author_id == _users.c.id).order_by(*newest_first).limit(per_author)
-        ).lateral("recent")
-        statement = (
-            select(_users.c.id.label("author_id"), *recent.c)
-            .select_from(_users.join(recent, true()))
-            .where(_users.c.id.in_(author_ids))
-            .order_by(_users.c.id, recent.c.created_at.desc(), recent.c.id.desc())
-        )
-    else:
-        # MariaDB 10.11 and SQLite have no LATERAL: rank each listed author's posts instead.
-        rank = func.row_number().over(partition_by=_posts.c.author_id, order_by=newest_first).label("rank")
-        ranked = select(*columns, _posts.c.author_id, rank).where(_posts.c.author_id.in_(author_ids)).subquery()
-        statement = (
-            select(ranked.c.author_id, ranked.c.id, ranked.c.title, ranked.c.views, ranked.c.created_at)
-            .where(ranked.c.rank <= per_author)
-            .order_by(ranked.c.author_id, ranked.c.rank)
-        )
+    statement = _recent(connection.dialect.name, per_author)
     recent_posts: dict[int, list[AnyRow]] = defaultdict(list)
-    for row in await connection.execute(statement):
+    for row in await connection.execute(statement, {"author_ids": list(author_ids)}):
         recent_posts[row.author_id].append(row)
     return recent_posts

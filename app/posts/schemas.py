@@ -55,14 +55,20 @@ class PostRead(BaseModel):
 
     @classmethod
     def from_row(cls, row: Any, *, author_name: str | None = None) -> PostRead:
-        """From a row (or a Post) that carries its author's name alongside, not a loaded author."""
-        return cls(
+        """From a row (or a Post) that carries its author's name alongside, not a loaded author.
+
+        Constructed without validation: the values come from our own database, through typed
+        columns, and validating 20 of them per page cost more than the query.
+        """
+        return cls.model_construct(
             id=row.id,
             title=row.title,
             content=row.content,
             views=row.views,
             author_id=row.author_id,
-            author=AuthorRef(id=row.author_id, name=row.author_name if author_name is None else author_name),
+            author=AuthorRef.model_construct(
+                id=row.author_id, name=row.author_name if author_name is None else author_name
+            ),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

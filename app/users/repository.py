@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Index, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Index, Integer, Select, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -149,14 +150,40 @@ async def read_account(connection: AsyncConnection, user_id: int) -> AnyRow | No
     return (await connection.execute(_ACCOUNT_BY_ID, {"user_id": user_id})).one_or_none()
 
 
+@functools.cache
+def _plain_listing(order_by: str, order: str, *, by_admin_flag: bool) -> Select[Any]:
+    """The listing without text filters, built once per ordering: only values vary per request."""
+    column = _ORDER_COLUMNS[order_by]
+    ordering = (column.desc(), _users.c.id.desc()) if order == "desc" else (column.asc(), _users.c.id.asc())
+    filters = [_users.c.is_active == bindparam("is_active")]
+    if by_admin_flag:
+        filters.append(_users.c.is_admin == bindparam("is_admin"))
+    return (
+        select(*_PROFILE_COLUMNS)
+        .where(*filters)
+        .order_by(*ordering)
+        .offset(bindparam("skip", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
 async def list_page(connection: AsyncConnection, params: UserListParams) -> tuple[Sequence[AnyRow], int | None]:
     """A page of profiles, and their total when the query asks for it."""
-    filters = _filters(params)
-    column = _ORDER_COLUMNS[params.order_by]
-    ordering = (column.desc(), User.id.desc()) if params.order == "desc" else (column.asc(), User.id.asc())
-    page = select(*_PROFILE_COLUMNS).where(*filters).order_by(*ordering).offset(params.skip).limit(params.limit)
-    users = (await connection.execute(page)).all()
+    if params.q or params.email_domain:
+        column = _ORDER_COLUMNS[params.order_by]
+        ordering = (column.desc(), User.id.desc()) if params.order == "desc" else (column.asc(), User.id.asc())
+        statement = select(*_PROFILE_COLUMNS).where(*_filters(params)).order_by(*ordering)
+        users = (await connection.execute(statement.offset(params.skip).limit(params.limit))).all()
+    else:
+        page = _plain_listing(params.order_by, params.order, by_admin_flag=params.is_admin is not None)
+        values = {
+            "is_active": params.is_active,
+            "is_admin": params.is_admin,
+            "skip": params.skip,
+            "limit": params.limit,
+        }
+        users = (await connection.execute(page, values)).all()
     if not params.with_total:
         return users, None
-    total = await connection.scalar(select(func.count()).select_from(_users).where(*filters))
+    total = await connection.scalar(select(func.count()).select_from(_users).where(*_filters(params)))
     return users, total or 0

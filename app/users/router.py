@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import BaseModel
 
 from app.auth.dependencies import CurrentUser, OptionalUser
 from app.auth.viewer import Viewer
@@ -33,17 +34,26 @@ from app.users.schemas import (
 router = APIRouter(prefix="/users", tags=["users"])
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _from_row(schema: type[M], row: Any, **extra: Any) -> M:
+    """`schema` filled from a database row's same-named columns, without validation: the values are
+    our own database's, through typed columns. The fields the schema lacks (the email of a public
+    profile) are simply not read."""
+    return schema.model_construct(
+        **{name: getattr(row, name) for name in schema.model_fields if name not in extra}, **extra
+    )
+
+
 def present(user: Any, viewer: Viewer | None) -> UserPrivate | UserPublic:
     """The profile as `viewer` may see it: the email only for its owner and admins."""
-    if service.can_manage(viewer, user.id):
-        return UserPrivate.model_validate(user)
-    return UserPublic.model_validate(user)
+    return _from_row(UserPrivate if service.can_manage(viewer, user.id) else UserPublic, user)
 
 
 def present_with_posts(user: Any, viewer: Viewer | None, posts: Sequence[Any]) -> UserListItem:
-    profile = present(user, viewer)
-    schema = UserPrivateWithPosts if isinstance(profile, UserPrivate) else UserPublicWithPosts
-    return schema(**dict(profile), posts=[PostSummary.model_validate(post) for post in posts])
+    schema = UserPrivateWithPosts if service.can_manage(viewer, user.id) else UserPublicWithPosts
+    return _from_row(schema, user, posts=[_from_row(PostSummary, post) for post in posts])
 
 
 @router.post(
