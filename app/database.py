@@ -144,6 +144,10 @@ class Database:
         engine = create_engine(settings)
         return cls(engine, create_session_factory(engine), create_read_engine(settings))
 
+    def reading(self) -> AsyncConnection:
+        """A connection of the read engine, as `async with database.reading() as connection:`."""
+        return self.read_engine.connect()
+
     async def dispose(self) -> None:
         await self.read_engine.dispose()
         await self.engine.dispose()
@@ -166,16 +170,17 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
-async def _read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A connection of the read engine for the request; back in the pool before the response is sent."""
+async def _database(request: Request) -> Database:
     database: Database = request.app.state.db
-    async with database.read_engine.connect() as connection:
-        yield connection
+    return database
 
 
 SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
 """The unit of work of a request that writes."""
 
-ReadDep = Annotated[AsyncConnection, Depends(_read_connection, scope="function")]
-"""What a request that only reads queries: Core statements on an autocommit connection, whose
-rows go straight into the response models -- no session, identity map or ORM objects to build."""
+DatabaseDep = Annotated[Database, Depends(_database)]
+"""What a request that only reads takes: it reads inside `async with database.reading() as connection`,
+with Core statements whose rows go straight into the response models -- no session, identity map
+or ORM objects to build. (A context manager in the handler rather than a generator dependency:
+FastAPI's machinery for those cost more per request than the query, and the connection goes back
+to the pool before the response is serialised.)"""

@@ -30,7 +30,7 @@ async def _optional_user(
     # password, takes effect at once rather than when the token expires. A connection of its
     # own, given back at once: the lookup is not part of the request's unit of work.
     database: Database = request.app.state.db
-    async with database.read_engine.connect() as connection:
+    async with database.reading() as connection:
         account = await users.read_account(connection, claims.user_id)
     if (
         account is None

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.auth.dependencies import CurrentUser
-from app.database import ReadDep, SessionDep
+from app.database import DatabaseDep, SessionDep
 from app.dependencies import SettingsDep
 from app.errors import error_responses
 from app.pagination import CursorPage
@@ -27,17 +27,19 @@ async def create_post(data: PostCreate, session: SessionDep, author: CurrentUser
 
 @router.get("", response_model=CursorPage[PostRead], responses=error_responses(503))
 async def list_posts(
-    params: Annotated[PostListParams, Query()], connection: ReadDep, settings: SettingsDep
+    params: Annotated[PostListParams, Query()], database: DatabaseDep, settings: SettingsDep
 ) -> CursorPage[PostRead]:
     """List posts by offset (`skip`) or by cursor (`cursor`); `total` with `include=total`."""
-    result = await service.list_posts(connection, params, author_id=params.author_id, secret=settings.jwt_secret)
+    async with database.reading() as connection:
+        result = await service.list_posts(connection, params, author_id=params.author_id, secret=settings.jwt_secret)
     return result.to_page(PostRead, params)
 
 
 @router.get("/{post_id}", response_model=PostRead, responses=error_responses(404, 503))
-async def read_post(post_id: PostId, connection: ReadDep) -> PostRead:
+async def read_post(post_id: PostId, database: DatabaseDep) -> PostRead:
     """A post with its author."""
-    return await service.read_post(connection, post_id)
+    async with database.reading() as connection:
+        return await service.read_post(connection, post_id)
 
 
 @router.patch("/{post_id}", response_model=PostRead, responses=error_responses(401, 403, 404, 503))

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from app.auth.dependencies import CurrentUser, OptionalUser
 from app.auth.viewer import Viewer
-from app.database import ReadDep, SessionDep
+from app.database import DatabaseDep, SessionDep
 from app.dependencies import SettingsDep
 from app.errors import error_responses
 from app.models.user import SLUG_MAX_LENGTH
@@ -71,14 +71,18 @@ async def create_user(data: UserCreate, session: SessionDep, response: Response)
 
 @router.get("", response_model=Page[UserListItem], responses=error_responses(401, 403, 503))
 async def list_users(
-    params: Annotated[UserListParams, Query()], connection: ReadDep, viewer: OptionalUser
+    params: Annotated[UserListParams, Query()], database: DatabaseDep, viewer: OptionalUser
 ) -> Page[UserListItem]:
     """List users; deactivated users and the email-domain filter are for admins."""
-    users, total = await service.list_users(connection, params, viewer=viewer)
+    recent: dict[int, list[Any]] = {}
+    async with database.reading() as connection:
+        users, total = await service.list_users(connection, params, viewer=viewer)
+        if "posts" in params.include:
+            # One query for the whole page, whatever its size.
+            ids = [user.id for user in users]
+            recent = await posts_service.recent_posts(connection, ids, per_author=RECENT_POSTS)
     items: list[UserListItem]
     if "posts" in params.include:
-        # One query for the whole page, whatever its size.
-        recent = await posts_service.recent_posts(connection, [user.id for user in users], per_author=RECENT_POSTS)
         items = [present_with_posts(user, viewer, recent.get(user.id, [])) for user in users]
     else:
         items = [present(user, viewer) for user in users]
@@ -93,30 +97,34 @@ async def read_current_user(user: CurrentUser) -> UserPrivate:
 
 @router.get("/by-slug/{slug}", response_model=UserRead, responses=error_responses(401, 404, 503))
 async def read_user_by_slug(
-    slug: Annotated[str, Path(max_length=SLUG_MAX_LENGTH)], connection: ReadDep, viewer: OptionalUser
+    slug: Annotated[str, Path(max_length=SLUG_MAX_LENGTH)], database: DatabaseDep, viewer: OptionalUser
 ) -> UserRead:
     """A profile by its slug, seen as `GET /users/{id}` shows it."""
-    return present(await service.get_visible_by_slug(connection, slug, viewer=viewer), viewer)
+    async with database.reading() as connection:
+        user = await service.get_visible_by_slug(connection, slug, viewer=viewer)
+    return present(user, viewer)
 
 
 @router.get("/{user_id}/posts", response_model=CursorPage[PostRead], responses=error_responses(401, 404, 503))
 async def list_user_posts(
     user_id: UserId,
     params: Annotated[PostQuery, Query()],
-    connection: ReadDep,
+    database: DatabaseDep,
     viewer: OptionalUser,
     settings: SettingsDep,
 ) -> CursorPage[PostRead]:
     """One author's posts, paged and ordered like `GET /posts`."""
-    await service.get_visible(connection, user_id, viewer=viewer)
-    result = await posts_service.list_posts(connection, params, author_id=user_id, secret=settings.jwt_secret)
+    async with database.reading() as connection:
+        await service.get_visible(connection, user_id, viewer=viewer)
+        result = await posts_service.list_posts(connection, params, author_id=user_id, secret=settings.jwt_secret)
     return result.to_page(PostRead, params)
 
 
 @router.get("/{user_id}", response_model=UserRead, responses=error_responses(401, 404, 503))
-async def read_user(user_id: UserId, connection: ReadDep, viewer: OptionalUser) -> UserRead:
+async def read_user(user_id: UserId, database: DatabaseDep, viewer: OptionalUser) -> UserRead:
     """A profile; the email is shown to its owner and to admins only."""
-    user = await service.get_visible(connection, user_id, viewer=viewer)
+    async with database.reading() as connection:
+        user = await service.get_visible(connection, user_id, viewer=viewer)
     return present(user, viewer)
 
 
