@@ -37,7 +37,7 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "rps_spread": [round(run["rps"]) for run in runs],
                     "errors": sum(run["non_2xx"] + run["socket_errors"] + run["timeouts"] for run in runs),
                 }
-            if "app" in row and "baseline" in row:
+            if "app" in row and "baseline" in row and row["baseline"]["rps"] and row["baseline"]["p99_ms"]:
                 row["ratio"] = row["app"]["rps"] / row["baseline"]["rps"]
                 row["p99_ratio"] = row["app"]["p99_ms"] / row["baseline"]["p99_ms"]
             rows.append(row)

@@ -59,10 +59,24 @@ def _postgres_version(url: str) -> str:
     return completed.stdout.strip().split()[0] if completed.returncode == 0 and completed.stdout.strip() else "?"
 
 
+def _drain(server: Running, limit: float = 120.0) -> None:
+    """Wait until the server is idle: requests wrk gave up on may still be running, and must not
+    be billed to the next run (or the next app)."""
+    deadline = time.monotonic() + limit
+    last = server.cpu_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = server.cpu_seconds()
+        if now - last < 0.02:
+            return
+        last = now
+
+
 def _measure(binary: str, server: Running, endpoint: Endpoint, *, connections: int, seconds: float) -> dict[str, Any]:
     cpu_before = server.cpu_seconds()
     result = wrk.run(binary, server.base_url, endpoint.requests, connections=connections, seconds=seconds)
     cpu = server.cpu_seconds() - cpu_before
+    _drain(server)
     return {
         "rps": result.rps,
         "requests": result.requests,

@@ -389,10 +389,13 @@ def _posts_sql(order_by: str, descending: bool, *, by_author: bool, search: bool
         value, id_ = parameter(), parameter()
         conditions.append(f"{column} {beyond}= {value} AND ({column} {beyond} {value} OR p.id {beyond} {id_})")
     direction = "DESC" if descending else "ASC"
+    # The page's ids first (an index-only scan), its posts and authors after: an offset then
+    # skips index entries, not whole posts joined to their authors.
+    order = f"ORDER BY {column} {direction}, p.id {direction}"
     page = (
-        f"SELECT {_POST_COLUMNS} FROM posts AS p JOIN users AS u ON u.id = p.author_id"  # noqa: S608
-        f"{_where(conditions)} ORDER BY {column} {direction}, p.id {direction} "
-        f"OFFSET {parameter()} LIMIT {parameter()}"
+        f"SELECT {_POST_COLUMNS} FROM (SELECT p.id FROM posts AS p{_where(conditions)} {order} "  # noqa: S608
+        f"OFFSET {parameter()} LIMIT {parameter()}) AS page "
+        f"JOIN posts AS p ON p.id = page.id JOIN users AS u ON u.id = p.author_id {order}"
     )
     return page, f"SELECT count(*) FROM posts AS p{_where(filters)}"  # noqa: S608
 
