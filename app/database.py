@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeAlias
 
@@ -147,6 +148,12 @@ class Database:
     def reading(self) -> AsyncConnection:
         """A connection of the read engine, as `async with database.reading() as connection:`."""
         return self.read_engine.connect()
+
+    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction on the write engine for Core statements, committed when the block ends
+        (so before the response is sent) and rolled back if it raises. For writes of a statement
+        or two, where a session's unit of work would be all overhead."""
+        return self.engine.begin()
 
     async def dispose(self) -> None:
         await self.read_engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         target = database.engine.url.render_as_string(hide_password=True)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StartupError(f"startup failed against {target}: {type(exc).__name__}: {reason}") from None
+    # Everything built so far (modules, models, schemas, compiled statements) lives as long as the
+    # process: moved out of the collector's sight, a full collection no longer walks it all, which
+    # showed as p99 latency spikes under load.
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:

@@ -86,21 +86,6 @@ async def delete_by_id(session: AsyncSession, post_id: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def increment_views(session: AsyncSession, post_id: int) -> int | None:
-    """Add one view in the database itself (exact under any concurrency); None when absent."""
-    # updated_at tracks edits, not reads: keep it out of this UPDATE.
-    statement = update(Post).where(Post.id == post_id).values(views=Post.views + 1, updated_at=Post.updated_at)
-    bind = session.get_bind()
-    if bind.dialect.update_returning:
-        return await session.scalar(statement.returning(Post.views))
-    # MariaDB has no UPDATE ... RETURNING. The row lock our UPDATE holds until commit keeps every
-    # other increment out between it and this read, so the count read is the one we made.
-    result = await session.execute(statement)
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return None
-    return await session.scalar(select(Post.views).where(Post.id == post_id))
-
-
 # Reads: Core statements on the read connection of a GET request. Each post comes with its
 # author's name from one join; the rows go straight into the response models.
 _posts: Table = Post.__table__  # type: ignore[assignment]
@@ -118,6 +103,29 @@ async def read(connection: AsyncConnection, post_id: int) -> AnyRow | None:
 
 async def read_exists(connection: AsyncConnection, post_id: int) -> bool:
     return (await connection.execute(_EXISTS, {"post_id": post_id})).first() is not None
+
+
+# Built once. updated_at tracks edits, not reads: the UPDATE keeps it as it was.
+_ADD_VIEW = (
+    update(_posts)
+    .where(_posts.c.id == bindparam("post_id"))
+    .values(views=_posts.c.views + 1, updated_at=_posts.c.updated_at)
+)
+_VIEWS = select(_posts.c.views).where(_posts.c.id == bindparam("post_id"))
+
+
+async def increment_views(connection: AsyncConnection, post_id: int) -> int | None:
+    """Add one view in the database itself (exact under any concurrency); None when absent."""
+    values = {"post_id": post_id}
+    if connection.dialect.update_returning:
+        views: int | None = await connection.scalar(_ADD_VIEW.returning(_posts.c.views), values)
+        return views
+    # MariaDB has no UPDATE ... RETURNING. The row lock our UPDATE holds until commit keeps every
+    # other increment out between it and this read, so the count read is the one we made.
+    result = await connection.execute(_ADD_VIEW, values)
+    if not result.rowcount:
+        return None
+    return await connection.scalar(_VIEWS, values)
 
 
 @functools.cache

@@ -56,6 +56,8 @@ async def delete_post(post_id: PostId, session: SessionDep, viewer: CurrentUser)
 
 
 @router.post("/{post_id}/views", response_model=PostViews, responses=error_responses(404, 503))
-async def add_view(post_id: PostId, session: SessionDep) -> PostViews:
+async def add_view(post_id: PostId, database: DatabaseDep) -> PostViews:
     """Count one view; exact under any number of concurrent calls."""
-    return PostViews(id=post_id, views=await service.add_view(session, post_id))
+    async with database.writing() as connection:
+        views = await service.add_view(connection, post_id)
+    return PostViews(id=post_id, views=views)

@@ -56,8 +56,8 @@ async def delete_post(session: AsyncSession, post_id: int, *, viewer: Viewer) ->
         raise PostNotFound()
 
 
-async def add_view(session: AsyncSession, post_id: int) -> int:
-    views = await repository.increment_views(session, post_id)
+async def add_view(connection: AsyncConnection, post_id: int) -> int:
+    views = await repository.increment_views(connection, post_id)
     if views is None:
         raise PostNotFound()
     return views
