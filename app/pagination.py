@@ -87,7 +87,9 @@ class Slice(Generic[T]):
     next_cursor: str | None
 
     def to_page(self, schema: type[S], params: PageParams) -> CursorPage[S]:
-        return CursorPage[schema](  # type: ignore[valid-type]
+        # The items are `schema` instances already (model_validate hands those back as they are);
+        # the envelope around them needs no second validation.
+        return CursorPage[schema].model_construct(  # type: ignore[valid-type]
             items=[schema.model_validate(item) for item in self.items],
             total=self.total,
             skip=params.skip,

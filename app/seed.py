@@ -127,7 +127,9 @@ async def seed(
         if comments and not posts:
             raise ValueError("comments go on the posts of the same run: seed some posts too")
 
-        world = _World(rng, now_us=int(now.timestamp()) * _US, existing_users=existing_users)
+        world = _World(
+            rng, rows=users + posts + comments, now_us=int(now.timestamp()) * _US, existing_users=existing_users
+        )
         user_ids, post_ids, comment_ids = (
             range(next_id[name], next_id[name] + count)
             for name, count in (("users", users), ("posts", posts), ("comments", comments))
@@ -182,22 +184,24 @@ class _Text:
     """Text made once per run from the run's seed, for rows to take slices of.
 
     Choosing every word of every body with rng.choice (a Python call per word, ~80 words a post)
-    was three quarters of the old generator's time. Here a title or a first sentence is a run of
-    words from a long random word stream, and the rest of a body a run of consecutive sentences or
-    paragraphs from documents made of them: a few random() calls and slices a row, and with a
-    start anywhere and varied lengths, bodies hardly repeat.
+    was three quarters of the old generator's time. Here every piece of text is one slice of a
+    long document made up front: a title a run of words from a random word stream, a comment a
+    run of consecutive sentences, a post a run of consecutive paragraphs -- one random() and one
+    slice each. Pools grow with the run (to 256k sentences, ~20 MB), so that with a start anywhere
+    and varied lengths few bodies repeat, and stay small, quick to make, for small runs.
     """
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, *, rows: int) -> None:
         random_ = rng.random
         words = rng.choices(_WORDS, k=1 << 16)
         self.words = _Runs(" ", words)
-        # The same stream with every word capitalised, at the same offsets: a phrase starts with
-        # its first word from here. (str.capitalize() on the phrase converts every character
-        # through the Unicode tables, ~0.8 us a title, the slowest step of a row.)
+        # The same stream with every word capitalised, at the same offsets: titles come from here,
+        # and a sentence takes its first word from here. (str.capitalize() on a whole phrase
+        # converts every character through the Unicode tables: ~0.8 us, more than a row's rest.)
         self.capitalized = " ".join(word.capitalize() for word in words)
-        self.sentences = _Runs(" ", [self.phrase(random_, 3, 20) + "." for _ in range(1 << 14)])
-        self.paragraphs = _Runs("\n\n", [self.sentences.run(random_, 1, 3) for _ in range(1 << 16)])
+        count = min(max(rows // 8, 1 << 15), 1 << 18)
+        self.sentences = _Runs(" ", [self.phrase(random_, 3, 20) + "." for _ in range(count)])
+        self.paragraphs = _Runs("\n\n", [self.sentences.run(random_, 1, 3) for _ in range(count // 2)])
 
     def phrase(self, random_: Callable[[], float], shortest: int, longest: int) -> str:
         """`shortest` to `longest` (at least 2) words of the stream from a random place, capitalised."""
@@ -214,9 +218,9 @@ class _World:
     previous one recorded.
     """
 
-    def __init__(self, rng: random.Random, *, now_us: int, existing_users: list[int]) -> None:
+    def __init__(self, rng: random.Random, *, rows: int, now_us: int, existing_users: list[int]) -> None:
         self.random = rng.random
-        self.text = _Text(rng)
+        self.text = _Text(rng, rows=rows)
         self.now_us = now_us
         # Users already in the database count as older than anything seeded.
         self.user_ids = existing_users
@@ -261,8 +265,7 @@ class _World:
 
     def posts(self, ids: range) -> Iterator[list[Row]]:
         random_ = self.random
-        words, word_starts, word_count = self.text.words.text, self.text.words.starts, self.text.words.count
-        capitalized = self.text.capitalized
+        titles, title_starts, words = self.text.capitalized, self.text.words.starts, self.text.words.count
         paragraphs = self.text.paragraphs
         paragraph_text, paragraph_starts, paragraph_count = paragraphs.text, paragraphs.starts, paragraphs.count
         authors = self.user_ids
@@ -273,10 +276,10 @@ class _World:
         origin = self.now_us - 2 * _YEAR_US - ids.start * step  # post_id + random() slots past it
         signups = self._signups()
         eligible, next_signup = next(signups)
-        # The hot loop has _Text.phrase and _Runs.run written out, and where it needs a length and
-        # a place, draws both at once: a length of 10 kinds at 1,000 places is one of 10,000.
-        titles = 10 * (word_count - 11)  # 3-12 words, anywhere
-        bodies = 12 * (paragraph_count - 2)  # 1-3 paragraphs anywhere, then 0-3 more elsewhere
+        # The hot loop has _Runs.run written out, and draws a length and a place at once: a length
+        # of 10 kinds at 1,000 places is one of 10,000.
+        title_draws = 10 * (words - 11)  # 3-12 words, anywhere
+        body_draws = 6 * (paragraph_count - 5)  # 1-6 paragraphs, anywhere
         for chunk in _ranges(ids):
             rows: list[Row] = []
             for post_id in chunk:
@@ -284,22 +287,15 @@ class _World:
                 times.append(created)
                 while next_signup <= created:
                     eligible, next_signup = next(signups)
-                title = int(random_() * titles)
-                title_words, title_at = 3 + title % 10, title // 10
-                title_start, second_word = word_starts[title_at], word_starts[title_at + 1]
-                draw = int(random_() * bodies)
-                first, second, first_at = 1 + draw % 3, draw // 3 % 4, draw // 12
-                body = paragraph_text[paragraph_starts[first_at] : paragraph_starts[first_at + first] - 2]
-                if second:
-                    second_at = int(random_() * (paragraph_count - 2))
-                    more = paragraph_text[paragraph_starts[second_at] : paragraph_starts[second_at + second] - 2]
-                    body = f"{body}\n\n{more}"
+                title = int(random_() * title_draws)
+                title_at, title_end = title // 10, title // 10 + 3 + title % 10
+                body = int(random_() * body_draws)
+                body_at, body_end = body // 6, body // 6 + 1 + body % 6
                 rows.append(
                     (
                         post_id,
-                        capitalized[title_start:second_word]
-                        + words[second_word : word_starts[title_at + title_words] - 1],
-                        body,
+                        titles[title_starts[title_at] : title_starts[title_end] - 1],
+                        paragraph_text[paragraph_starts[body_at] : paragraph_starts[body_end] - 2],
                         # Most posts are read a little, a few a lot: Pareto, alpha 1.2.
                         int(10.0 / (1.0 - random_()) ** (1 / 1.2)) - 10,
                         authors[int(random_() * eligible)],
@@ -321,8 +317,6 @@ class _World:
         if not ids:
             return
         random_ = self.random
-        words, word_starts, word_count = self.text.words.text, self.text.words.starts, self.text.words.count
-        capitalized = self.text.capitalized
         sentences = self.text.sentences
         sentence_text, sentence_starts, sentence_count = sentences.text, sentences.starts, sentences.count
         authors, post_ids, post_times = self.user_ids, self.post_ids, self.post_times
@@ -334,8 +328,7 @@ class _World:
         eligible, next_signup = next(signups)
         post_times = post_times + array("q", [1 << 62])  # a post that never comes, ends the while below
         published, next_post = 1, post_times[1]
-        firsts = 18 * (word_count - 19)  # 3-20 words, anywhere: a length and a place in one draw
-        mores = 4 * (sentence_count - 2)  # 0-3 sentences, anywhere
+        body_draws = 4 * (sentence_count - 3)  # 1-4 sentences, anywhere: a length and a place in one draw
         for chunk in _ranges(ids):
             rows: list[Row] = []
             for comment_id in chunk:
@@ -345,23 +338,14 @@ class _World:
                     next_post = post_times[published]
                 while next_signup <= created:
                     eligible, next_signup = next(signups)
-                # A sentence of 3-20 words, and 3 times in 4 another 1-3 sentences after it.
-                draw = int(random_() * firsts)
-                count, at = 3 + draw % 18, draw // 18
-                start, second_word, end = word_starts[at], word_starts[at + 1], word_starts[at + count] - 1
-                draw = int(random_() * mores)
-                if more := draw & 3:
-                    more_at = draw >> 2
-                    more_text = sentence_text[sentence_starts[more_at] : sentence_starts[more_at + more] - 1]
-                    body = f"{capitalized[start:second_word]}{words[second_word:end]}. {more_text}"
-                else:
-                    body = f"{capitalized[start:second_word]}{words[second_word:end]}."
+                body = int(random_() * body_draws)
+                body_at, body_end = body >> 2, (body >> 2) + 1 + (body & 3)
                 rows.append(
                     (
                         comment_id,
                         post_ids[int(random_() * published)],
                         authors[int(random_() * eligible)],
-                        body,
+                        sentence_text[sentence_starts[body_at] : sentence_starts[body_end] - 1],
                         created,
                     )
                 )
