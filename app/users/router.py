@@ -15,7 +15,7 @@ from app.models.user import SLUG_MAX_LENGTH
 from app.pagination import CursorPage, Page
 from app.params import UserId
 from app.posts import service as posts_service
-from app.posts.schemas import PostQuery, PostRead, PostSummary
+from app.posts.schemas import PostQuery, PostRead
 from app.schemas import Deleted
 from app.users import service
 from app.users.schemas import (
