@@ -28,6 +28,7 @@ from array import array
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 from sqlalchemy import text
@@ -165,13 +166,8 @@ class _Runs:
         self.text = separator.join(items)
         self.count = len(items)
         self.gap = len(separator)
-        starts = array("q")
-        at = 0
-        for item in items:
-            starts.append(at)
-            at += len(item) + self.gap
-        starts.append(at)  # where one more item would start
-        self.starts = starts
+        # Where each item starts, and one past the end (where one more would start).
+        self.starts = array("q", accumulate(map(self.gap.__add__, map(len, items)), initial=0))
 
     def run(self, random_: Callable[[], float], shortest: int, longest: int) -> str:
         """`shortest` to `longest` consecutive items from a random place."""
@@ -187,28 +183,27 @@ class _Text:
     was three quarters of the old generator's time. Here every piece of text is one slice of a
     long document made up front: a title a run of words from a random word stream, a comment a
     run of consecutive sentences, a post a run of consecutive paragraphs -- one random() and one
-    slice each. Pools grow with the run (to 256k sentences, ~20 MB), so that with a start anywhere
-    and varied lengths few bodies repeat, and stay small, quick to make, for small runs.
+    slice each. The documents grow with the run, to 256k sentences (~40 MB in all): in a run of
+    2M comments a body then comes up about twice on average, and small runs start quickly.
     """
 
     def __init__(self, rng: random.Random, *, rows: int) -> None:
         random_ = rng.random
-        words = rng.choices(_WORDS, k=1 << 16)
+        size = min(max(rows // 8, 1 << 15), 1 << 18)
+        words = rng.choices(_WORDS, k=max(size, 1 << 16))
         self.words = _Runs(" ", words)
         # The same stream with every word capitalised, at the same offsets: titles come from here,
         # and a sentence takes its first word from here. (str.capitalize() on a whole phrase
         # converts every character through the Unicode tables: ~0.8 us, more than a row's rest.)
-        self.capitalized = " ".join(word.capitalize() for word in words)
-        count = min(max(rows // 8, 1 << 15), 1 << 18)
-        self.sentences = _Runs(" ", [self.phrase(random_, 3, 20) + "." for _ in range(count)])
-        self.paragraphs = _Runs("\n\n", [self.sentences.run(random_, 1, 3) for _ in range(count // 2)])
-
-    def phrase(self, random_: Callable[[], float], shortest: int, longest: int) -> str:
-        """`shortest` to `longest` (at least 2) words of the stream from a random place, capitalised."""
-        count = shortest + int(random_() * (longest - shortest + 1))
-        at = int(random_() * (self.words.count - count + 1))
-        starts = self.words.starts
-        return self.capitalized[starts[at] : starts[at + 1]] + self.words.text[starts[at + 1] : starts[at + count] - 1]
+        self.capitalized = capitalized = " ".join(word.capitalize() for word in words)
+        lower, starts, places = self.words.text, self.words.starts, 18 * (len(words) - 19)
+        sentences = []
+        for _ in range(size):
+            draw = int(random_() * places)  # 3-20 words, anywhere
+            at, end = draw // 18, draw // 18 + 3 + draw % 18
+            sentences.append(f"{capitalized[starts[at] : starts[at + 1]]}{lower[starts[at + 1] : starts[end] - 1]}.")
+        self.sentences = _Runs(" ", sentences)
+        self.paragraphs = _Runs("\n\n", [self.sentences.run(random_, 1, 3) for _ in range(size // 2)])
 
 
 class _World:
