@@ -291,8 +291,9 @@ class _World:
                         post_id,
                         titles[title_starts[title_at] : title_starts[title_end] - 1],
                         paragraph_text[paragraph_starts[body_at] : paragraph_starts[body_end] - 2],
-                        # Most posts are read a little, a few a lot: Pareto, alpha 1.2.
-                        int(10.0 / (1.0 - random_()) ** (1 / 1.2)) - 10,
+                        # Most posts are read a little, a few a lot: Pareto, alpha 1.2, capped
+                        # (its tail would, once in ~10^10 posts, overflow the integer column).
+                        min(int(10.0 / (1.0 - random_()) ** (1 / 1.2)) - 10, 10_000_000),
                         authors[int(random_() * eligible)],
                         created,
                     )
