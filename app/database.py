@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeAlias
 import asyncmy
 from fastapi import Depends, Request
 from sqlalchemy import Row, event
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config import Settings
@@ -117,14 +117,15 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def create_read_engine(settings: Settings, url: URL | None = None) -> AsyncEngine:
-    """The engine GET requests read through: the same database, a pool of its own, autocommit.
+def create_autocommit_engine(settings: Settings, url: URL | None = None) -> AsyncEngine:
+    """The engine for work that needs no transaction: the same database, a pool of its own, autocommit.
 
-    A read is one or two statements that change nothing, so it needs no transaction: in
-    autocommit it costs no BEGIN and no COMMIT round trip (asyncpg sends both as statements of
-    their own). The isolation level is the engine's own, fixed when a connection is opened --
-    switching a shared pool's connections per request, with execution options, costs a reset at
-    every checkin. Writes, migrations and scripts use the transactional engine.
+    A read is one or two statements that change nothing, and a write of exactly one statement is
+    atomic on its own (the database commits it as it completes): neither needs BEGIN and COMMIT,
+    which asyncpg sends as round trips of their own. The isolation level is the engine's own,
+    fixed when a connection is opened -- switching a shared pool's connections per request, with
+    execution options, costs a reset at every checkin. Other writes, migrations and scripts use
+    the transactional engine.
     """
     url = url or settings.async_database_url
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **engine_options(settings, url))
@@ -138,25 +139,35 @@ class Database:
 
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
-    read_engine: AsyncEngine
+    autocommit_engine: AsyncEngine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
-        return cls(engine, create_session_factory(engine), create_read_engine(settings))
+        return cls(engine, create_session_factory(engine), create_autocommit_engine(settings))
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.engine.dialect
 
     def reading(self) -> AsyncConnection:
-        """A connection of the read engine, as `async with database.reading() as connection:`."""
-        return self.read_engine.connect()
+        """A connection in autocommit, as `async with database.reading() as connection:`."""
+        return self.autocommit_engine.connect()
 
-    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A transaction on the write engine for Core statements, committed when the block ends
-        (so before the response is sent) and rolled back if it raises. For writes of a statement
-        or two, where a session's unit of work would be all overhead."""
+    def writing(self, *, one_statement: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for Core writes -- for a statement or two, where a session's unit of work
+        would be all overhead. Committed when the block ends, so before the response is sent.
+
+        By default a transaction, rolled back if the block raises. With `one_statement=True` the
+        block promises to run exactly one statement, and gets an autocommit connection: that
+        statement commits as it completes, all or nothing, without the BEGIN and COMMIT round trips.
+        """
+        if one_statement:
+            return self.autocommit_engine.connect()
         return self.engine.begin()
 
     async def dispose(self) -> None:
-        await self.read_engine.dispose()
+        await self.autocommit_engine.dispose()
         await self.engine.dispose()
 
 

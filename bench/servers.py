@@ -62,6 +62,9 @@ def server_env(database_url: str, secret_key: str, pool_size: int) -> dict[str, 
         # Exactly `pool_size` connections in every app: the baseline's asyncpg pool has no overflow.
         "DB_MAX_OVERFLOW": "0",
         "MIGRATE_ON_STARTUP": "false",
+        # The bearer token is issued once, before the first run, and a full run takes over an hour:
+        # with the default 30 minutes every later POST /posts was a 401 (the 2026-11-25 run).
+        "ACCESS_TOKEN_EXPIRE_MINUTES": str(24 * 60),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
 

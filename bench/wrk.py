@@ -86,6 +86,10 @@ class Result:
         return self.requests / self.seconds if self.seconds else 0.0
 
     @property
+    def ok(self) -> int:
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+    @property
     def server_errors(self) -> int:
         return sum(n for status, n in self.statuses.items() if status >= 500)
 

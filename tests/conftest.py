@@ -239,7 +239,7 @@ class StatementCounter:
     """Counts the SQL statements the app runs on both its engines, to prove a listing has no N+1."""
 
     def __init__(self, database: Database) -> None:
-        self.engines = [database.engine.sync_engine, database.read_engine.sync_engine]
+        self.engines = [database.engine.sync_engine, database.autocommit_engine.sync_engine]
         self.count = 0
 
     def _count(self, *args: Any) -> None:

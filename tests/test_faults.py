@@ -113,7 +113,7 @@ async def test_exhausted_pool_is_a_503_within_the_pool_timeout(backend: ScratchD
     database = app.state.db
     async with serving(app) as client:
         for engine, method, path, payload in [
-            (database.read_engine, "GET", "/users", None),
+            (database.autocommit_engine, "GET", "/users", None),
             (database.engine, "POST", "/users", {"email": new_email(), "name": "Busy", "password": PASSWORD}),
         ]:
             async with engine.connect() as held:

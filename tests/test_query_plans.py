@@ -55,7 +55,7 @@ async def test_list_queries_use_indexes_not_sequential_scans(app: FastAPI, clien
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         statements.append((statement, parameters))
 
-    engines = [database.engine.sync_engine, database.read_engine.sync_engine]
+    engines = [database.engine.sync_engine, database.autocommit_engine.sync_engine]
     for engine in engines:
         event.listen(engine, "before_cursor_execute", capture)
     try:
@@ -68,7 +68,7 @@ async def test_list_queries_use_indexes_not_sequential_scans(app: FastAPI, clien
 
     selects = [(sql, params) for sql, params in statements if sql.lstrip().upper().startswith("SELECT")]
     assert len(selects) >= len(urls)
-    async with database.read_engine.connect() as connection:
+    async with database.autocommit_engine.connect() as connection:
         await connection.exec_driver_sql("ANALYZE users, posts, comments")
         for sql, params in selects:
             raw = (await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", params)).scalar_one()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.errors import NotFound, NotPermitted
+from app.errors import NotAuthenticated, NotFound, NotPermitted
 
 
 class PostNotFound(NotFound):
@@ -9,3 +9,9 @@ class PostNotFound(NotFound):
 
 class NotPostAuthor(NotPermitted):
     detail = "Only the post's author or an admin may do this"
+
+
+class AuthorGone(NotAuthenticated):
+    """The account a valid token stands for was deleted between the token check and the write."""
+
+    detail = "Invalid or expired token"

@@ -1,4 +1,5 @@
-"""Every query on `posts`. Flushes, never commits: the request's unit of work commits."""
+"""Every query on `posts`. The session's writes flush, never commit: the request's unit of work
+commits. Core writes run in a block of `Database.writing()`, which commits as the block ends."""
 
 from __future__ import annotations
 
@@ -11,24 +12,28 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    ForeignKeyConstraint,
     Integer,
     Select,
     Table,
     bindparam,
     delete,
     func,
+    insert,
     select,
     true,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.database import AnyRow
+from app.database import AnyRow, Database
+from app.integrity import violates_foreign_key
 from app.models import Post, User
 from app.pagination import Position, after
-from app.posts.errors import PostNotFound
+from app.posts.errors import AuthorGone, PostNotFound
 
 ORDER_COLUMNS: dict[str, Any] = {
     "created_at": Post.created_at,
@@ -66,12 +71,6 @@ async def get_author_id(session: AsyncSession, post_id: int) -> int | None:
     return await session.scalar(select(Post.author_id).where(Post.id == post_id))
 
 
-async def add(session: AsyncSession, post: Post) -> Post:
-    session.add(post)
-    await session.flush()
-    return post
-
-
 async def flush(session: AsyncSession) -> None:
     """Write pending changes; a post deleted meanwhile (the UPDATE finds no row) is PostNotFound."""
     try:
@@ -105,6 +104,33 @@ async def read_exists(connection: AsyncConnection, post_id: int) -> bool:
     return (await connection.execute(_EXISTS, {"post_id": post_id})).first() is not None
 
 
+_AUTHOR_FOREIGN_KEY: ForeignKeyConstraint = next(
+    fk for fk in _posts.foreign_key_constraints if fk.referred_table.name == "users"
+)
+_INSERT = insert(_posts)
+
+
+async def insert_post(database: Database, *, title: str, content: str, author_id: int) -> AnyRow:
+    """Insert a post and return its row; an author deleted meanwhile is AuthorGone.
+
+    One INSERT ... RETURNING where the database has it (PostgreSQL, SQLite, MariaDB): a single
+    statement, so it runs in autocommit. Elsewhere (MySQL) the INSERT and a read of the row it made,
+    in one transaction.
+    """
+    values = {"title": title, "content": content, "author_id": author_id}
+    returning = database.dialect.insert_returning
+    try:
+        async with database.writing(one_statement=returning) as connection:
+            if returning:
+                return (await connection.execute(_INSERT.returning(*_posts.c), values)).one()
+            post_id = (await connection.execute(_INSERT, values)).lastrowid
+            return (await connection.execute(select(_posts).where(_posts.c.id == post_id))).one()
+    except IntegrityError as exc:
+        if violates_foreign_key(exc, _AUTHOR_FOREIGN_KEY):
+            raise AuthorGone() from None
+        raise
+
+
 # Built once. updated_at tracks edits, not reads: the UPDATE keeps it as it was.
 _ADD_VIEW = (
     update(_posts)
@@ -114,18 +140,21 @@ _ADD_VIEW = (
 _VIEWS = select(_posts.c.views).where(_posts.c.id == bindparam("post_id"))
 
 
-async def increment_views(connection: AsyncConnection, post_id: int) -> int | None:
+async def increment_views(database: Database, post_id: int) -> int | None:
     """Add one view in the database itself (exact under any concurrency); None when absent."""
     values = {"post_id": post_id}
-    if connection.dialect.update_returning:
-        views: int | None = await connection.scalar(_ADD_VIEW.returning(_posts.c.views), values)
+    if database.dialect.update_returning:
+        # One statement: autocommit.
+        async with database.writing(one_statement=True) as connection:
+            views: int | None = await connection.scalar(_ADD_VIEW.returning(_posts.c.views), values)
         return views
     # MariaDB has no UPDATE ... RETURNING. The row lock our UPDATE holds until commit keeps every
     # other increment out between it and this read, so the count read is the one we made.
-    result = await connection.execute(_ADD_VIEW, values)
-    if not result.rowcount:
-        return None
-    return await connection.scalar(_VIEWS, values)
+    async with database.writing() as connection:
+        result = await connection.execute(_ADD_VIEW, values)
+        if not result.rowcount:
+            return None
+        return await connection.scalar(_VIEWS, values)
 
 
 @functools.cache

@@ -18,9 +18,9 @@ router = APIRouter(prefix="/posts", tags=["posts"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PostRead, responses=error_responses(401, 503))
-async def create_post(data: PostCreate, session: SessionDep, author: CurrentUser, response: Response) -> PostRead:
+async def create_post(data: PostCreate, database: DatabaseDep, author: CurrentUser, response: Response) -> PostRead:
     """Write a post as the caller."""
-    post = await service.create_post(session, data, author=author)
+    post = await service.create_post(database, data, author=author)
     response.headers["Location"] = f"/posts/{post.id}"
     return post
 
@@ -58,6 +58,4 @@ async def delete_post(post_id: PostId, session: SessionDep, viewer: CurrentUser)
 @router.post("/{post_id}/views", response_model=PostViews, responses=error_responses(404, 503))
 async def add_view(post_id: PostId, database: DatabaseDep) -> PostViews:
     """Count one view; exact under any number of concurrent calls."""
-    async with database.writing() as connection:
-        views = await service.add_view(connection, post_id)
-    return PostViews(id=post_id, views=views)
+    return PostViews(id=post_id, views=await service.add_view(database, post_id))

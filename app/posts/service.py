@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.viewer import Viewer
+from app.database import Database
 from app.models import Post
 from app.pagination import Position, Slice, next_cursor, start_position
 from app.posts import repository
@@ -21,10 +22,10 @@ def may_manage(viewer: Viewer, author_id: int) -> bool:
     return viewer.is_admin or viewer.id == author_id
 
 
-async def create_post(session: AsyncSession, data: PostCreate, *, author: Viewer) -> PostRead:
-    post = await repository.add(session, Post(title=data.title, content=data.content, author_id=author.id))
+async def create_post(database: Database, data: PostCreate, *, author: Viewer) -> PostRead:
+    row = await repository.insert_post(database, title=data.title, content=data.content, author_id=author.id)
     # The response shows the author: the caller, already known -- no query for it.
-    return PostRead.from_row(post, author_name=author.name)
+    return PostRead.from_row(row, author_name=author.name)
 
 
 async def read_post(connection: AsyncConnection, post_id: int) -> PostRead:
@@ -56,8 +57,8 @@ async def delete_post(session: AsyncSession, post_id: int, *, viewer: Viewer) ->
         raise PostNotFound()
 
 
-async def add_view(connection: AsyncConnection, post_id: int) -> int:
-    views = await repository.increment_views(connection, post_id)
+async def add_view(database: Database, post_id: int) -> int:
+    views = await repository.increment_views(database, post_id)
     if views is None:
         raise PostNotFound()
     return views

@@ -5,10 +5,13 @@ from datetime import datetime
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import Post
+from app.posts import repository
+from app.posts.errors import AuthorGone
 from tests.conftest import Account
 
 POST_KEYS = {"id", "title", "content", "views", "author_id", "author", "created_at", "updated_at"}
@@ -33,6 +36,18 @@ async def test_create_post(client: httpx.AsyncClient, alice: Account) -> None:
     assert body["author"] == {"id": alice.id, "name": "Alice Smith"}
     assert body["created_at"] == body["updated_at"]
     assert (await client.get(f"/posts/{body['id']}")).json() == body
+
+
+async def test_an_author_deleted_after_the_token_check_is_401_and_writes_nothing(
+    app: FastAPI, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    # The INSERT runs in autocommit: the foreign key, not a check beforehand, turns a post by an
+    # account deleted since its token was checked into AuthorGone (401), with no row written.
+    with pytest.raises(AuthorGone) as raised:
+        await repository.insert_post(app.state.db, title="Orphan", content="C", author_id=2**31 - 1)
+    assert raised.value.status_code == 401
+    async with session_factory() as session:
+        assert await session.scalar(select(Post.id).where(Post.title == "Orphan")) is None
 
 
 async def test_anonymous_cannot_post(client: httpx.AsyncClient) -> None:
