@@ -78,11 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Creating the engine opens no connection; the first request (or the migration) does.
     app.state.db = Database.from_settings(settings)
     install_error_handlers(app)
-    app.include_router(health_router)
-    app.include_router(auth_router)
-    app.include_router(users_router)
-    app.include_router(posts_router)
-    app.include_router(comments_router)
+    for router in (health_router, auth_router, users_router, posts_router, comments_router):
+        # The routes themselves, not the router: each APIRouter already gave its routes their full
+        # path and tags, and FastAPI matches an included router's routes through a wrapper per
+        # router, which cost about as much per request as our whole dependency tree.
+        app.router.routes.extend(router.routes)
     return app
 
 

@@ -8,8 +8,8 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth.viewer import Viewer
+from app.config import Settings
 from app.database import Database
-from app.dependencies import SettingsDep
 from app.errors import NotAuthenticated
 from app.security import decode_access_token, password_fingerprint
 from app.users import repository as users
@@ -17,12 +17,13 @@ from app.users import repository as users
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-async def _optional_user(
-    request: Request, settings: SettingsDep, token: Annotated[str | None, Depends(_bearer)]
-) -> Viewer | None:
+async def _optional_user(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Viewer | None:
     """None for an anonymous caller; a token that is present but not valid is a 401, not anonymity."""
     if token is None:
         return None
+    # Settings and database straight from the app, not as dependencies: this runs on nearly every
+    # request, and each dependency FastAPI resolves costs more than these two lookups.
+    settings: Settings = request.app.state.settings
     claims = decode_access_token(token, secret=settings.jwt_secret)
     if claims is None:
         raise NotAuthenticated("Invalid or expired token")

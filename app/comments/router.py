@@ -12,7 +12,7 @@ from app.dependencies import SettingsDep
 from app.errors import error_responses
 from app.pagination import CursorPage, CursorPageParams
 from app.params import CommentId, PostId
-from app.schemas import Deleted
+from app.schemas import Deleted, ModelResponse
 
 router = APIRouter(tags=["comments"])
 
@@ -31,11 +31,11 @@ async def create_comment(post_id: PostId, data: CommentCreate, session: SessionD
 @router.get("/posts/{post_id}/comments", response_model=CursorPage[CommentRead], responses=error_responses(404, 503))
 async def list_comments(
     post_id: PostId, params: Annotated[CursorPageParams, Query()], database: DatabaseDep, settings: SettingsDep
-) -> CursorPage[CommentRead]:
+) -> ModelResponse:
     """A post's comments, oldest first; by offset or by cursor like `GET /posts`."""
     async with database.reading() as connection:
         result = await service.list_comments(connection, post_id, params, secret=settings.jwt_secret)
-    return result.to_page(CommentRead, params)
+    return ModelResponse(result.to_page(CommentRead, params))
 
 
 @router.patch("/comments/{comment_id}", response_model=CommentRead, responses=error_responses(401, 403, 404, 503))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, status
 
 from app.auth.dependencies import CurrentUser
 from app.database import DatabaseDep, SessionDep
@@ -12,34 +12,34 @@ from app.pagination import CursorPage
 from app.params import PostId
 from app.posts import service
 from app.posts.schemas import PostCreate, PostListParams, PostRead, PostUpdate, PostViews
-from app.schemas import Deleted
+from app.schemas import Deleted, ModelResponse
 
 router = APIRouter(prefix="/posts", tags=["posts"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PostRead, responses=error_responses(401, 503))
-async def create_post(data: PostCreate, database: DatabaseDep, author: CurrentUser, response: Response) -> PostRead:
+async def create_post(data: PostCreate, database: DatabaseDep, author: CurrentUser) -> ModelResponse:
     """Write a post as the caller."""
     post = await service.create_post(database, data, author=author)
-    response.headers["Location"] = f"/posts/{post.id}"
-    return post
+    return ModelResponse(post, status.HTTP_201_CREATED, {"Location": f"/posts/{post.id}"})
 
 
 @router.get("", response_model=CursorPage[PostRead], responses=error_responses(503))
 async def list_posts(
     params: Annotated[PostListParams, Query()], database: DatabaseDep, settings: SettingsDep
-) -> CursorPage[PostRead]:
+) -> ModelResponse:
     """List posts by offset (`skip`) or by cursor (`cursor`); `total` with `include=total`."""
     async with database.reading() as connection:
         result = await service.list_posts(connection, params, author_id=params.author_id, secret=settings.jwt_secret)
-    return result.to_page(PostRead, params)
+    return ModelResponse(result.to_page(PostRead, params))
 
 
 @router.get("/{post_id}", response_model=PostRead, responses=error_responses(404, 503))
-async def read_post(post_id: PostId, database: DatabaseDep) -> PostRead:
+async def read_post(post_id: PostId, database: DatabaseDep) -> ModelResponse:
     """A post with its author."""
     async with database.reading() as connection:
-        return await service.read_post(connection, post_id)
+        post = await service.read_post(connection, post_id)
+    return ModelResponse(post)
 
 
 @router.patch("/{post_id}", response_model=PostRead, responses=error_responses(401, 403, 404, 503))
@@ -56,6 +56,6 @@ async def delete_post(post_id: PostId, session: SessionDep, viewer: CurrentUser)
 
 
 @router.post("/{post_id}/views", response_model=PostViews, responses=error_responses(404, 503))
-async def add_view(post_id: PostId, database: DatabaseDep) -> PostViews:
+async def add_view(post_id: PostId, database: DatabaseDep) -> ModelResponse:
     """Count one view; exact under any number of concurrent calls."""
-    return PostViews(id=post_id, views=await service.add_view(database, post_id))
+    return ModelResponse(PostViews(id=post_id, views=await service.add_view(database, post_id)))

@@ -16,7 +16,7 @@ from app.pagination import CursorPage, Page
 from app.params import UserId
 from app.posts import service as posts_service
 from app.posts.schemas import PostQuery, PostRead
-from app.schemas import Deleted
+from app.schemas import Deleted, ModelResponse
 from app.users import service
 from app.users.schemas import (
     RECENT_POSTS,
@@ -74,7 +74,7 @@ async def create_user(data: UserCreate, session: SessionDep, response: Response)
 @router.get("", response_model=Page[UserListItem], responses=error_responses(401, 403, 503))
 async def list_users(
     params: Annotated[UserListParams, Query()], database: DatabaseDep, viewer: OptionalUser
-) -> Page[UserListItem]:
+) -> ModelResponse:
     """List users; deactivated users and the email-domain filter are for admins."""
     recent: dict[int, list[Any]] = {}
     async with database.reading() as connection:
@@ -90,7 +90,8 @@ async def list_users(
         items = [present(user, viewer) for user in users]
     # The items are built already; validating the envelope would check each against all four
     # members of the union again.
-    return Page[UserListItem].model_construct(items=items, total=total, skip=params.skip, limit=params.limit)
+    page = Page[UserListItem].model_construct(items=items, total=total, skip=params.skip, limit=params.limit)
+    return ModelResponse(page)
 
 
 @router.get("/me", response_model=UserPrivate, responses=error_responses(401, 503))
@@ -102,11 +103,11 @@ async def read_current_user(user: CurrentUser) -> UserPrivate:
 @router.get("/by-slug/{slug}", response_model=UserRead, responses=error_responses(401, 404, 503))
 async def read_user_by_slug(
     slug: Annotated[str, Path(max_length=SLUG_MAX_LENGTH)], database: DatabaseDep, viewer: OptionalUser
-) -> UserRead:
+) -> ModelResponse:
     """A profile by its slug, seen as `GET /users/{id}` shows it."""
     async with database.reading() as connection:
         user = await service.get_visible_by_slug(connection, slug, viewer=viewer)
-    return present(user, viewer)
+    return ModelResponse(present(user, viewer))
 
 
 @router.get("/{user_id}/posts", response_model=CursorPage[PostRead], responses=error_responses(401, 404, 503))
@@ -116,20 +117,20 @@ async def list_user_posts(
     database: DatabaseDep,
     viewer: OptionalUser,
     settings: SettingsDep,
-) -> CursorPage[PostRead]:
+) -> ModelResponse:
     """One author's posts, paged and ordered like `GET /posts`."""
     async with database.reading() as connection:
         await service.get_visible(connection, user_id, viewer=viewer)
         result = await posts_service.list_posts(connection, params, author_id=user_id, secret=settings.jwt_secret)
-    return result.to_page(PostRead, params)
+    return ModelResponse(result.to_page(PostRead, params))
 
 
 @router.get("/{user_id}", response_model=UserRead, responses=error_responses(401, 404, 503))
-async def read_user(user_id: UserId, database: DatabaseDep, viewer: OptionalUser) -> UserRead:
+async def read_user(user_id: UserId, database: DatabaseDep, viewer: OptionalUser) -> ModelResponse:
     """A profile; the email is shown to its owner and to admins only."""
     async with database.reading() as connection:
         user = await service.get_visible(connection, user_id, viewer=viewer)
-    return present(user, viewer)
+    return ModelResponse(present(user, viewer))
 
 
 @router.patch("/{user_id}", response_model=UserPrivate, responses=error_responses(401, 403, 404, 409, 503))
