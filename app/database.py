@@ -12,6 +12,7 @@ import asyncmy
 from fastapi import Depends, Request
 from sqlalchemy import Row, event
 from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config import Settings
@@ -133,6 +134,49 @@ def create_autocommit_engine(settings: Settings, url: URL | None = None) -> Asyn
     return engine
 
 
+class _InOrder:
+    """First come, first served: one slot per connection of the autocommit engine's pool.
+
+    SQLAlchemy's async pool hands a connection that comes back to whichever coroutine asks next,
+    and a coroutine that was already waiting, woken to find it taken, joins the back of the line
+    again (asyncio.Queue re-queues it). Under sustained load some requests lose that race over and
+    over: measured here with 32 clients on a pool of 10, the p99 latency of a page of comments was
+    ten times its mean, against twice for asyncpg's own pool. asyncio.Semaphore hands a released
+    slot to its longest waiter and lets no newcomer pass one, so with a slot per connection the
+    pool itself never has a waiter. The wait is bounded by the pool's timeout, as before: past it,
+    the pool's own TimeoutError, which the app answers with a 503.
+    """
+
+    __slots__ = ("_connection", "_engine", "_slots", "_timeout")
+
+    def __init__(self, engine: AsyncEngine, slots: asyncio.Semaphore, timeout: float) -> None:
+        self._engine, self._slots, self._timeout = engine, slots, timeout
+
+    async def __aenter__(self) -> AsyncConnection:
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise PoolTimeout(f"no connection free within {self._timeout:g} s") from None
+        else:
+            await self._slots.acquire()  # free: returns at once, without suspending
+        try:
+            self._connection = self._engine.connect()
+            return await self._connection.start()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            # Shielded, as AsyncConnection's own exit is: a request cancelled mid-close (the client
+            # went away) must still hand its connection back to the pool.
+            await asyncio.shield(self._connection.close())
+        finally:
+            self._slots.release()
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     """The engines and session factory the app serves from, kept on `app.state.db`."""
@@ -140,19 +184,25 @@ class Database:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     autocommit_engine: AsyncEngine
+    slots: asyncio.Semaphore
+    pool_timeout: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
-        return cls(engine, create_session_factory(engine), create_autocommit_engine(settings))
+        slots = asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
+        return cls(
+            engine, create_session_factory(engine), create_autocommit_engine(settings), slots, settings.db_pool_timeout
+        )
 
     @property
     def dialect(self) -> Dialect:
         return self.engine.dialect
 
-    def reading(self) -> AsyncConnection:
-        """A connection in autocommit, as `async with database.reading() as connection:`."""
-        return self.autocommit_engine.connect()
+    def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection in autocommit, as `async with database.reading() as connection:`; waiting
+        requests get one in the order they asked."""
+        return _InOrder(self.autocommit_engine, self.slots, self.pool_timeout)
 
     def writing(self, *, one_statement: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for Core writes -- for a statement or two, where a session's unit of work
@@ -163,7 +213,7 @@ class Database:
         statement commits as it completes, all or nothing, without the BEGIN and COMMIT round trips.
         """
         if one_statement:
-            return self.autocommit_engine.connect()
+            return self.reading()
         return self.engine.begin()
 
     async def dispose(self) -> None:
