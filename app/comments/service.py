@@ -8,6 +8,7 @@ from app.auth.viewer import Viewer
 from app.comments import repository
 from app.comments.errors import CommentNotFound, MayNotDeleteComment, NotCommentAuthor
 from app.comments.schemas import CommentCreate, CommentRead, CommentUpdate
+from app.errors import InvalidValue
 from app.models import Comment
 from app.pagination import CursorPageParams, Position, Slice, next_cursor, start_position
 from app.posts import repository as posts
@@ -44,13 +45,24 @@ async def delete_comment(session: AsyncSession, comment_id: int, *, viewer: View
 async def list_comments(
     connection: AsyncConnection, post_id: int, params: CursorPageParams, *, secret: str
 ) -> Slice[CommentRead]:
-    if not await posts.read_exists(connection, post_id):
-        raise PostNotFound()
     scope = f"comments:{post_id}"
-    start_after = start_position(params, scope=scope, secret=secret)
+    try:
+        start_after = start_position(params, scope=scope, secret=secret)
+    except InvalidValue:
+        await _ensure_post(connection, post_id)  # a missing post is a 404, whatever the cursor
+        raise
     rows, has_more = await repository.page(
         connection, post_id=post_id, skip=params.skip, limit=params.limit, start_after=start_after
     )
+    if not rows:
+        # Comments prove their post exists: only an empty page needs to ask (one statement, not
+        # two, for nearly every request).
+        await _ensure_post(connection, post_id)
     total = await repository.count(connection, post_id) if params.with_total else None
     last = Position(rows[-1].created_at, rows[-1].id) if has_more else None
     return Slice([CommentRead.from_row(row) for row in rows], total, next_cursor(last, scope=scope, secret=secret))
+
+
+async def _ensure_post(connection: AsyncConnection, post_id: int) -> None:
+    if not await posts.read_exists(connection, post_id):
+        raise PostNotFound()

@@ -5,12 +5,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
 from app.models import Comment, Post, User
-from tests.conftest import Account, insert_posts
+from tests.conftest import Account, StatementCounter, insert_posts
 from tests.databases import ScratchDatabase
 
 COMMENT_KEYS = {"id", "post_id", "author_id", "author", "body", "created_at", "updated_at"}
@@ -72,6 +73,27 @@ async def test_comments_are_listed_oldest_first(
     other_post = (await client.post("/posts", json={"title": "T", "content": "C"}, headers=bob.headers)).json()["id"]
     foreign = await client.get(f"/posts/{other_post}/comments?cursor={body['next_cursor']}")
     assert foreign.status_code == 422
+
+
+async def test_a_page_of_comments_is_one_statement_and_a_missing_post_still_404(
+    app: FastAPI, client: httpx.AsyncClient, post_id: int, bob: Account
+) -> None:
+    for i in range(3):
+        await comment(client, post_id, bob, f"c{i}")
+    async with StatementCounter(app.state.db) as counter:
+        page = await client.get(f"/posts/{post_id}/comments?limit=2")
+    assert page.status_code == 200
+    assert len(page.json()["items"]) == 2
+    assert counter.count == 1  # the rows prove the post exists: no separate check
+
+    # An empty page asks whether the post exists: 200 for an existing post, 404 for a missing one.
+    empty = await client.get(f"/posts/{post_id}/comments?skip=50")
+    assert empty.status_code == 200
+    assert empty.json()["items"] == []
+    assert (await client.get("/posts/2147483647/comments?skip=50")).status_code == 404
+    # A missing post is a 404 whatever the cursor; an existing post with a bad cursor is a 422.
+    assert (await client.get("/posts/2147483647/comments?cursor=bogus")).status_code == 404
+    assert (await client.get(f"/posts/{post_id}/comments?cursor=bogus")).status_code == 422
 
 
 async def test_edit_authorization_matrix(
