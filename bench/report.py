@@ -167,9 +167,13 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
 
 def write(results: dict[str, Any], directory: Path, benchmarks_md: Path | None) -> Path:
-    """bench/results/<date>.{json,md,png}, and the latest table and chart into BENCHMARKS.md."""
+    """bench/results/<date>[-n].{json,md,png}, and the latest table and chart into BENCHMARKS.md."""
     directory.mkdir(parents=True, exist_ok=True)
     stem = directory / str(results["date"])
+    repeat = 1
+    while stem.with_suffix(".json").exists():  # a second run the same day keeps the first
+        repeat += 1
+        stem = directory / f"{results['date']}-{repeat}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     stem.with_suffix(".md").write_text(table)
