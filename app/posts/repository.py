@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BindParameter,
     ColumnElement,
     ForeignKeyConstraint,
     Integer,
     Select,
     Table,
+    any_,
     bindparam,
     delete,
     func,
@@ -237,19 +239,21 @@ def _recent(dialect: str, per_author: int) -> Select[Any]:
     """Each listed author's newest posts, for the authors bound as `author_ids`; built once."""
     newest_first = (_posts.c.created_at.desc(), _posts.c.id.desc())
     columns = (_posts.c.id, _posts.c.title, _posts.c.views, _posts.c.created_at)
-    author_ids: BindParameter[int] = bindparam("author_ids", expanding=True)
     if dialect == "postgresql":
         # LATERAL: per author, an index range on (author_id, created_at, id) stopped after
-        # `per_author` rows -- however many posts the author has written.
+        # `per_author` rows -- however many posts the author has written. The ids travel as one
+        # array parameter (= ANY): the same SQL text whatever the page size, so nothing is
+        # rendered per call and the driver's prepared statement is reused.
         recent = (
             select(*columns).where(_posts.c.author_id == _users.c.id).order_by(*newest_first).limit(per_author)
         ).lateral("recent")
         return (
             select(_users.c.id.label("author_id"), *recent.c)
             .select_from(_users.join(recent, true()))
-            .where(_users.c.id.in_(author_ids))
+            .where(_users.c.id == any_(bindparam("author_ids", type_=ARRAY(Integer))))
             .order_by(_users.c.id, recent.c.created_at.desc(), recent.c.id.desc())
         )
+    author_ids: BindParameter[int] = bindparam("author_ids", expanding=True)
     # MariaDB 10.11 and SQLite have no LATERAL: rank each listed author's posts instead.
     rank = func.row_number().over(partition_by=_posts.c.author_id, order_by=newest_first).label("rank")
     ranked = select(*columns, _posts.c.author_id, rank).where(_posts.c.author_id.in_(author_ids)).subquery()
