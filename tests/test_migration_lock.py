@@ -83,7 +83,8 @@ def test_eight_processes_starting_at_once_migrate_exactly_once(empty_database: S
                         waiting.discard(port)
                 except httpx.HTTPError:
                     pass
-            assert all(process.poll() is None for process in processes), "a process exited during startup"
+            exited = [process for process in processes if process.poll() is not None]
+            assert not exited, f"a process exited during startup:\n{exited[0].communicate()[1][-3000:]}"
             time.sleep(0.2)
         assert not waiting, f"not serving after 90 s: {sorted(waiting)}"
         for port in ports:
