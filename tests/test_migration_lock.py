@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -37,10 +38,25 @@ def empty_database(backend: ScratchDatabase) -> Iterator[ScratchDatabase]:
     drop_database(database)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """Distinct ports free now, below the kernel's ephemeral range.
+
+    Ports from bind(0) come from that range: the same one can come back twice once its probe is
+    closed, and the test's own health-check connections draw their local ports from it while the
+    servers are still starting -- either way a server could find its port taken and exit.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports: list[int] = []
+    for port in random.sample(range(max(1024, low - 12_000), low), k=4 * count):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"fewer than {count} free ports below {low}")
 
 
 def test_eight_processes_starting_at_once_migrate_exactly_once(empty_database: ScratchDatabase, tmp_path: Path) -> None:
@@ -61,7 +77,7 @@ def test_eight_processes_starting_at_once_migrate_exactly_once(empty_database: S
         "MIGRATE_ON_STARTUP": "true",
         "SECRET_KEY": SECRET_KEY,
     }
-    ports = [_free_port() for _ in range(8)]
+    ports = _free_ports(8)
     processes = [
         subprocess.Popen(  # noqa: S603 -- the test's own interpreter and arguments
             [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-config", str(log_config)],
