@@ -50,6 +50,12 @@ class NotAuthenticated(AppError):
     headers = {"WWW-Authenticate": "Bearer"}
 
 
+class InvalidToken(NotAuthenticated):
+    """A bearer token that does not stand for a live, active account (any more)."""
+
+    detail = "Invalid or expired token"
+
+
 class NotPermitted(AppError):
     status_code = 403
     detail = "Not permitted"

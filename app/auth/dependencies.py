@@ -10,7 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 from app.auth.viewer import Viewer
 from app.config import Settings
 from app.database import Database
-from app.errors import NotAuthenticated
+from app.errors import InvalidToken, NotAuthenticated
 from app.security import decode_access_token, password_fingerprint
 from app.users import repository as users
 
@@ -26,7 +26,7 @@ async def _optional_user(request: Request, token: Annotated[str | None, Depends(
     settings: Settings = request.app.state.settings
     claims = decode_access_token(token, secret=settings.jwt_secret)
     if claims is None:
-        raise NotAuthenticated("Invalid or expired token")
+        raise InvalidToken()
     # Checked on every request, so deleting or deactivating an account, or changing its
     # password, takes effect at once rather than when the token expires. A connection of its
     # own, given back at once: the lookup is not part of the request's unit of work.
@@ -38,7 +38,7 @@ async def _optional_user(request: Request, token: Annotated[str | None, Depends(
         or not account.is_active
         or password_fingerprint(account.password_hash) != claims.password_fingerprint
     ):
-        raise NotAuthenticated("Invalid or expired token")
+        raise InvalidToken()
     return Viewer.from_row(account)
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.errors import NotAuthenticated, NotFound, NotPermitted
+from app.errors import InvalidToken, NotFound, NotPermitted
 
 
 class PostNotFound(NotFound):
@@ -11,7 +11,5 @@ class NotPostAuthor(NotPermitted):
     detail = "Only the post's author or an admin may do this"
 
 
-class AuthorGone(NotAuthenticated):
+class AuthorGone(InvalidToken):
     """The account a valid token stands for was deleted between the token check and the write."""
-
-    detail = "Invalid or expired token"

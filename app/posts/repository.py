@@ -126,7 +126,7 @@ async def insert_post(database: Database, *, title: str, content: str, author_id
             if returning:
                 return (await connection.execute(_INSERT.returning(*_posts.c), values)).one()
             post_id = (await connection.execute(_INSERT, values)).lastrowid
-            return (await connection.execute(select(_posts).where(_posts.c.id == post_id))).one()
+            return (await connection.execute(_BY_ID, {"post_id": post_id})).one()
     except IntegrityError as exc:
         if violates_foreign_key(exc, _AUTHOR_FOREIGN_KEY):
             raise AuthorGone() from None
