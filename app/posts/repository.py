@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.database import AnyRow, Database
+from app.database import AnyRow, Database, row_dicts
 from app.integrity import violates_foreign_key
 from app.models import Post, User
 from app.pagination import Position, after
@@ -266,12 +266,14 @@ def _recent(dialect: str, per_author: int) -> Select[Any]:
 
 async def recent_by_author(
     connection: AsyncConnection, author_ids: Sequence[int], *, per_author: int
-) -> dict[int, list[AnyRow]]:
-    """Each author's newest posts (newest first, ties by id), for a whole page of authors in one query."""
+) -> dict[int, list[dict[str, Any]]]:
+    """Each author's newest posts (newest first, ties by id), for a whole page of authors in one
+    query; as plain dicts, which is what they are presented from."""
     if not author_ids:
         return {}
     statement = _recent(connection.dialect.name, per_author)
-    recent_posts: dict[int, list[AnyRow]] = defaultdict(list)
-    for row in await connection.execute(statement, {"author_ids": list(author_ids)}):
-        recent_posts[row.author_id].append(row)
+    result = await connection.execute(statement, {"author_ids": list(author_ids)})
+    recent_posts: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for post in row_dicts(result.all()):
+        recent_posts[post["author_id"]].append(post)
     return recent_posts

@@ -88,7 +88,7 @@ async def list_posts(
 
 async def recent_posts(
     connection: AsyncConnection, author_ids: Sequence[int], *, per_author: int
-) -> dict[int, list[Any]]:
+) -> dict[int, list[dict[str, Any]]]:
     return await repository.recent_by_author(connection, author_ids, per_author=per_author)
 
 

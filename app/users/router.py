@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any, TypeVar
+import functools
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel
 
 from app.auth.dependencies import CurrentUser, OptionalUser
 from app.auth.viewer import Viewer
-from app.database import DatabaseDep, SessionDep
+from app.database import DatabaseDep, SessionDep, row_dict, row_dicts
 from app.dependencies import SettingsDep
 from app.errors import error_responses
 from app.models.user import SLUG_MAX_LENGTH
@@ -34,28 +34,22 @@ from app.users.schemas import (
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def _from_row(schema: type[M], row: Any, **extra: Any) -> M:
-    """`schema` filled from a database row's same-named columns, without validation: the values are
-    our own database's, through typed columns. The fields the schema lacks (the email of a public
-    profile) are simply not read."""
-    return schema.model_construct(
-        **{name: getattr(row, name) for name in schema.model_fields if name not in extra}, **extra
-    )
-
-
-def present(user: Any, viewer: Viewer | None) -> UserPrivate | UserPublic:
+def present(user: dict[str, Any], viewer: Viewer | None) -> UserPrivate | UserPublic:
     """The profile as `viewer` may see it: the email only for its owner and admins."""
-    return _from_row(UserPrivate if service.can_manage(viewer, user.id) else UserPublic, user)
+    schema = UserPrivate if service.can_manage(viewer, user["id"]) else UserPublic
+    return schema.model_validate(user)
 
 
-def present_with_posts(user: Any, viewer: Viewer | None, posts: Sequence[Any]) -> UserListItem:
-    schema = UserPrivateWithPosts if service.can_manage(viewer, user.id) else UserPublicWithPosts
-    # One validation per user, in pydantic's Rust core, posts included: cheaper than building the
-    # six models one by one in Python.
-    return schema.model_validate({**user._mapping, "posts": [post._mapping for post in posts]})
+def present_with_posts(user: dict[str, Any], viewer: Viewer | None, posts: list[dict[str, Any]]) -> UserListItem:
+    schema = UserPrivateWithPosts if service.can_manage(viewer, user["id"]) else UserPublicWithPosts
+    return schema.model_validate({**user, "posts": posts})
+
+
+@functools.cache
+def _page_type(item_type: type[BaseModel] | None) -> type[Page[Any]]:
+    # A page whose items are all one type serialises as that type's page: pydantic's serialiser
+    # otherwise matches every item against the union's four members (about 2.5 µs an item).
+    return Page[item_type] if item_type is not None else Page[UserListItem]  # type: ignore[valid-type]
 
 
 @router.post(
@@ -76,22 +70,23 @@ async def list_users(
     params: Annotated[UserListParams, Query()], database: DatabaseDep, viewer: OptionalUser
 ) -> ModelResponse:
     """List users; deactivated users and the email-domain filter are for admins."""
-    recent: dict[int, list[Any]] = {}
+    recent: dict[int, list[dict[str, Any]]] = {}
     async with database.reading() as connection:
         users, total = await service.list_users(connection, params, viewer=viewer)
         if "posts" in params.include:
             # One query for the whole page, whatever its size.
             ids = [user.id for user in users]
             recent = await posts_service.recent_posts(connection, ids, per_author=RECENT_POSTS)
+    profiles = row_dicts(users)
     items: list[UserListItem]
     if "posts" in params.include:
-        items = [present_with_posts(user, viewer, recent.get(user.id, [])) for user in users]
+        items = [present_with_posts(user, viewer, recent.get(user["id"], [])) for user in profiles]
     else:
-        items = [present(user, viewer) for user in users]
-    # The items are built already; validating the envelope would check each against all four
-    # members of the union again.
-    page = Page[UserListItem].model_construct(items=items, total=total, skip=params.skip, limit=params.limit)
-    return ModelResponse(page)
+        items = [present(user, viewer) for user in profiles]
+    kinds = {type(item) for item in items}
+    page_type = _page_type(kinds.pop() if len(kinds) == 1 else None)
+    # The items are validated already: the envelope is only put around them.
+    return ModelResponse(page_type.model_construct(items=items, total=total, skip=params.skip, limit=params.limit))
 
 
 @router.get("/me", response_model=UserPrivate, responses=error_responses(401, 503))
@@ -107,7 +102,7 @@ async def read_user_by_slug(
     """A profile by its slug, seen as `GET /users/{id}` shows it."""
     async with database.reading() as connection:
         user = await service.get_visible_by_slug(connection, slug, viewer=viewer)
-    return ModelResponse(present(user, viewer))
+    return ModelResponse(present(row_dict(user), viewer))
 
 
 @router.get("/{user_id}/posts", response_model=CursorPage[PostRead], responses=error_responses(401, 404, 503))
@@ -130,7 +125,7 @@ async def read_user(user_id: UserId, database: DatabaseDep, viewer: OptionalUser
     """A profile; the email is shown to its owner and to admins only."""
     async with database.reading() as connection:
         user = await service.get_visible(connection, user_id, viewer=viewer)
-    return ModelResponse(present(user, viewer))
+    return ModelResponse(present(row_dict(user), viewer))
 
 
 @router.patch("/{user_id}", response_model=UserPrivate, responses=error_responses(401, 403, 404, 409, 503))
