@@ -50,7 +50,7 @@ async def test_timestamps_read_under_another_session_time_zone_still_come_back_i
         session.add(User(email="tokyo@example.com", name="Tokyo", slug="tokyo", password_hash="x", created_at=moment))
         await session.commit()
     async with session_factory() as session:
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("SET LOCAL TIME ZONE 'Asia/Tokyo'"))
             assert await session.scalar(text("SELECT current_setting('TimeZone')")) == "Asia/Tokyo"
         value = await session.scalar(select(User.created_at).where(User.email == "tokyo@example.com"))
