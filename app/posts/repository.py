@@ -4,26 +4,21 @@ commits. Core writes run in a block of `Database.writing()`, which commits as th
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
-    BindParameter,
     ColumnElement,
     ForeignKeyConstraint,
     Integer,
     Select,
     Table,
-    any_,
     bindparam,
     delete,
     func,
     insert,
     select,
-    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.database import AnyRow, Database, row_dicts
+from app.database import AnyRow, Database
 from app.integrity import violates_foreign_key
 from app.models import Post, User
 from app.pagination import Position, after
@@ -232,48 +227,3 @@ async def page(
 async def count(connection: AsyncConnection, filters: PostFilter) -> int:
     total = await connection.scalar(select(func.count()).select_from(_posts).where(*filters.clauses()))
     return total or 0
-
-
-@functools.cache
-def _recent(dialect: str, per_author: int) -> Select[Any]:
-    """Each listed author's newest posts, for the authors bound as `author_ids`; built once."""
-    newest_first = (_posts.c.created_at.desc(), _posts.c.id.desc())
-    columns = (_posts.c.id, _posts.c.title, _posts.c.views, _posts.c.created_at)
-    if dialect == "postgresql":
-        # LATERAL: per author, an index range on (author_id, created_at, id) stopped after
-        # `per_author` rows -- however many posts the author has written. The ids travel as one
-        # array parameter (= ANY): the same SQL text whatever the page size, so nothing is
-        # rendered per call and the driver's prepared statement is reused.
-        recent = (
-            select(*columns).where(_posts.c.author_id == _users.c.id).order_by(*newest_first).limit(per_author)
-        ).lateral("recent")
-        return (
-            select(_users.c.id.label("author_id"), *recent.c)
-            .select_from(_users.join(recent, true()))
-            .where(_users.c.id == any_(bindparam("author_ids", type_=ARRAY(Integer))))
-            .order_by(_users.c.id, recent.c.created_at.desc(), recent.c.id.desc())
-        )
-    author_ids: BindParameter[int] = bindparam("author_ids", expanding=True)
-    # MariaDB 10.11 and SQLite have no LATERAL: rank each listed author's posts instead.
-    rank = func.row_number().over(partition_by=_posts.c.author_id, order_by=newest_first).label("rank")
-    ranked = select(*columns, _posts.c.author_id, rank).where(_posts.c.author_id.in_(author_ids)).subquery()
-    return (
-        select(ranked.c.author_id, ranked.c.id, ranked.c.title, ranked.c.views, ranked.c.created_at)
-        .where(ranked.c.rank <= per_author)
-        .order_by(ranked.c.author_id, ranked.c.rank)
-    )
-
-
-async def recent_by_author(
-    connection: AsyncConnection, author_ids: Sequence[int], *, per_author: int
-) -> dict[int, list[dict[str, Any]]]:
-    """Each author's newest posts (newest first, ties by id), for a whole page of authors in one
-    query; as plain dicts, which is what they are presented from."""
-    if not author_ids:
-        return {}
-    statement = _recent(connection.dialect.name, per_author)
-    result = await connection.execute(statement, {"author_ids": list(author_ids)})
-    recent_posts: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for post in row_dicts(result.all()):
-        recent_posts[post["author_id"]].append(post)
-    return recent_posts

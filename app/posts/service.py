@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -84,12 +82,6 @@ async def list_posts(
     sort_key = ORDER_COLUMNS[params.order_by].key
     last = Position(getattr(rows[-1], sort_key), rows[-1].id) if has_more else None
     return Slice([PostRead.from_row(row) for row in rows], total, next_cursor(last, scope=scope, secret=secret))
-
-
-async def recent_posts(
-    connection: AsyncConnection, author_ids: Sequence[int], *, per_author: int
-) -> dict[int, list[dict[str, Any]]]:
-    return await repository.recent_by_author(connection, author_ids, per_author=per_author)
 
 
 def _cursor_scope(params: PostQuery, filters: PostFilter) -> str:

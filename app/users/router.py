@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from app.auth.dependencies import CurrentUser, OptionalUser
 from app.auth.viewer import Viewer
-from app.database import DatabaseDep, SessionDep, row_dict, row_dicts
+from app.database import DatabaseDep, SessionDep, row_dict
 from app.dependencies import SettingsDep
 from app.errors import error_responses
 from app.models.user import SLUG_MAX_LENGTH
@@ -19,7 +19,6 @@ from app.posts.schemas import PostQuery, PostRead
 from app.schemas import Deleted, ModelResponse
 from app.users import service
 from app.users.schemas import (
-    RECENT_POSTS,
     UserCreate,
     UserListItem,
     UserListParams,
@@ -40,9 +39,10 @@ def present(user: dict[str, Any], viewer: Viewer | None) -> UserPrivate | UserPu
     return schema.model_validate(user)
 
 
-def present_with_posts(user: dict[str, Any], viewer: Viewer | None, posts: list[dict[str, Any]]) -> UserListItem:
+def present_with_posts(user: dict[str, Any], viewer: Viewer | None) -> UserListItem:
+    """As `present`, with the user's recent posts (`posts` in `user`)."""
     schema = UserPrivateWithPosts if service.can_manage(viewer, user["id"]) else UserPublicWithPosts
-    return schema.model_validate({**user, "posts": posts})
+    return schema.model_validate(user)
 
 
 @functools.cache
@@ -70,19 +70,13 @@ async def list_users(
     params: Annotated[UserListParams, Query()], database: DatabaseDep, viewer: OptionalUser
 ) -> ModelResponse:
     """List users; deactivated users and the email-domain filter are for admins."""
-    recent: dict[int, list[dict[str, Any]]] = {}
     async with database.reading() as connection:
         users, total = await service.list_users(connection, params, viewer=viewer)
-        if "posts" in params.include:
-            # One query for the whole page, whatever its size.
-            ids = [user.id for user in users]
-            recent = await posts_service.recent_posts(connection, ids, per_author=RECENT_POSTS)
-    profiles = row_dicts(users)
     items: list[UserListItem]
     if "posts" in params.include:
-        items = [present_with_posts(user, viewer, recent.get(user["id"], [])) for user in profiles]
+        items = [present_with_posts(user, viewer) for user in users]
     else:
-        items = [present(user, viewer) for user in profiles]
+        items = [present(user, viewer) for user in users]
     kinds = {type(item) for item in items}
     page_type = _page_type(kinds.pop() if len(kinds) == 1 else None)
     # The items are validated already: the envelope is only put around them.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
@@ -15,7 +15,7 @@ from app.models import User
 from app.security import hash_password, verify_password
 from app.users import repository
 from app.users.errors import EmailTaken, UserNotFound
-from app.users.schemas import UserCreate, UserListParams, UserUpdate, normalize_email
+from app.users.schemas import RECENT_POSTS, UserCreate, UserListParams, UserUpdate, normalize_email
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +49,12 @@ def _visible(profile: AnyRow | None, viewer: Viewer | None) -> AnyRow:
 
 async def list_users(
     connection: AsyncConnection, params: UserListParams, *, viewer: Viewer | None
-) -> tuple[Sequence[AnyRow], int | None]:
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of profiles; with `include=posts`, each with its RECENT_POSTS newest posts."""
     if not params.is_active or params.email_domain:
         _require_admin(viewer, "only admins may list deactivated users or filter by email domain")
-    return await repository.list_page(connection, params)
+    recent_posts = RECENT_POSTS if "posts" in params.include else 0
+    return await repository.list_page(connection, params, recent_posts=recent_posts)
 
 
 async def update_user(session: AsyncSession, user_id: int, data: UserUpdate, *, viewer: Viewer | None) -> User:

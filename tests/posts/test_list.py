@@ -10,13 +10,15 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import Post
+from app.users import repository as users_repository
+from app.users.schemas import RECENT_POSTS, UserListParams, UserPublicWithPosts
 from tests.conftest import Account, StatementCounter, insert_posts
 
 ENVELOPE = {"items", "total", "skip", "limit", "next_cursor"}
 
 
-async def listing(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    response = await client.get(url)
+async def listing(client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    response = await client.get(url, headers=headers)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -200,6 +202,49 @@ async def test_users_include_their_five_most_recent_posts(
     assert set(by_user[alice.id]["posts"][0]) == {"id", "title", "views", "created_at"}
     assert "posts" not in (await listing(client, "/users"))["items"][0]
     assert (await client.get("/users?include=comments")).status_code == 422
+
+
+async def test_recent_posts_keep_the_listing_order_filters_and_the_posts_own_timestamps(
+    client: httpx.AsyncClient, new_account: Any, admin: Account, session_factory: Any
+) -> None:
+    # Names whose case-insensitive order differs from their ids' and from a byte-wise sort.
+    names = ["bob Stone", "Alice Smith", "carol Brown", "Dave Jones"]
+    accounts = [await new_account(name=name) for name in names]
+    for i, account in enumerate(accounts):
+        await insert_posts(session_factory, account.id, i + 1)
+    for query in ("order_by=name&order=asc", "order_by=name&order=desc", "order_by=id", "order=asc&skip=1&limit=2"):
+        plain = await ids(client, f"/users?{query}")
+        assert await ids(client, f"/users?include=posts&{query}") == plain, query
+    # A text filter builds its statement per request: the posts come along the same way.
+    body = await listing(client, "/users?include=posts&q=sMiTh")
+    assert [item["id"] for item in body["items"]] == [accounts[1].id]
+    posts = body["items"][0]["posts"]
+    assert len(posts) == 2
+    for post in posts:
+        read = (await client.get(f"/posts/{post['id']}")).json()
+        assert post == {key: read[key] for key in ("id", "title", "views", "created_at")}
+    # Admins see every listed user's email, posts included.
+    body = await listing(client, "/users?include=posts&include=total&order_by=id&limit=2", headers=admin.headers)
+    assert all("email" in item and "posts" in item for item in body["items"])
+    assert body["total"] == len(accounts) + 1
+
+
+@pytest.mark.backends("postgresql")
+async def test_recent_posts_come_back_in_utc_whatever_the_sessions_time_zone(
+    app: Any, client: httpx.AsyncClient, alice: Account, session_factory: Any
+) -> None:
+    # PostgreSQL builds the posts as JSON, where a timestamp is text in the session's zone.
+    await insert_posts(session_factory, alice.id, 2)
+    expected = await listing(client, "/users?include=posts")
+    async with app.state.db.autocommit_engine.connect() as connection:
+        await connection.exec_driver_sql("SET TIME ZONE 'Asia/Tokyo'")
+        try:
+            users, _ = await users_repository.list_page(connection, UserListParams(), recent_posts=RECENT_POSTS)
+        finally:
+            await connection.exec_driver_sql("RESET TIME ZONE")
+    posts = [UserPublicWithPosts.model_validate(user).model_dump(mode="json")["posts"] for user in users]
+    assert posts == [item["posts"] for item in expected["items"]]
+    assert posts[0][0]["created_at"].endswith("Z")
 
 
 LISTINGS = [
