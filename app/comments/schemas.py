@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from app.posts.schemas import AuthorRef
+from app.database import AnyRow
+from app.posts.schemas import AuthorRef, with_author
 
 BODY_MAX_LENGTH = 10_000
 
@@ -50,3 +52,11 @@ class CommentRead(BaseModel):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[AnyRow]) -> list[CommentRead]:
+        """A page of rows as `from_row` reads one, validated in one call like PostRead.from_rows."""
+        return _COMMENTS.validate_python(with_author(rows))
+
+
+_COMMENTS = TypeAdapter(list[CommentRead])

@@ -60,7 +60,7 @@ async def list_comments(
         await _ensure_post(connection, post_id)
     total = await repository.count(connection, post_id) if params.with_total else None
     last = Position(rows[-1].created_at, rows[-1].id) if has_more else None
-    return Slice([CommentRead.from_row(row) for row in rows], total, next_cursor(last, scope=scope, secret=secret))
+    return Slice(CommentRead.from_rows(rows), total, next_cursor(last, scope=scope, secret=secret))
 
 
 async def _ensure_post(connection: AsyncConnection, post_id: int) -> None:

@@ -81,7 +81,7 @@ async def list_posts(
     total = await repository.count(connection, filters) if params.with_total else None
     sort_key = ORDER_COLUMNS[params.order_by].key
     last = Position(getattr(rows[-1], sort_key), rows[-1].id) if has_more else None
-    return Slice([PostRead.from_row(row) for row in rows], total, next_cursor(last, scope=scope, secret=secret))
+    return Slice(PostRead.from_rows(rows), total, next_cursor(last, scope=scope, secret=secret))
 
 
 def _cursor_scope(params: PostQuery, filters: PostFilter) -> str:
