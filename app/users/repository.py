@@ -178,6 +178,10 @@ def _sql_text(value: str) -> ColumnElement[str]:
     return literal_column("'" + value.replace("'", "''") + "'")
 
 
+# PostgreSQL's to_char pattern for an ISO 8601 UTC time with microseconds, as pydantic writes it.
+_ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+
+
 def _with_recent_posts(page: Select[Any], order_by: str, order: str, per_author: int) -> Select[Any]:
     """`page`, each user with a `posts` column: a JSON array of their newest posts (PostgreSQL).
 
@@ -207,9 +211,6 @@ def _with_recent_posts(page: Select[Any], order_by: str, order: str, per_author:
     return select(*listed.c, select(posts).select_from(newest).scalar_subquery().label("posts")).order_by(
         *_ordering(listed.c, order_by, order)
     )
-
-
-_ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 
 
 @functools.cache
@@ -257,7 +258,7 @@ async def list_page(
     first, ties broken by id. PostgreSQL returns them with the page; MariaDB 10.11 and SQLite have
     no LATERAL and fetch them in a second statement, for the whole page at once.
     """
-    in_one_statement = recent_posts and connection.dialect.name == "postgresql"
+    in_one_statement = bool(recent_posts) and connection.dialect.name == "postgresql"
     statement, values = _listing(params, recent_posts if in_one_statement else 0)
     users = row_dicts((await connection.execute(statement, values)).all())
     if recent_posts and not in_one_statement:
