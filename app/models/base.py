@@ -69,8 +69,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.driver == "asyncpg":
             # asyncpg decodes timestamptz as UTC-aware datetimes whatever the session's time zone,
             # so process_result_value would change nothing; skipping it saves a Python call per
-            # value: 70 on a page of users with their recent posts. Other drivers (psycopg returns
-            # the session's zone) keep the conversion.
+            # value, two per listed user or post. Other drivers (psycopg returns the session's
+            # zone) keep the conversion.
             return self.impl_instance.result_processor(dialect, coltype)
         return super().result_processor(dialect, coltype)
 

@@ -174,7 +174,8 @@ def _ordering(columns: ReadOnlyColumnCollection[str, Any], order_by: str, order:
 
 
 def _sql_text(value: str) -> ColumnElement[str]:
-    # A constant of the statement, written into its SQL rather than bound per call.
+    # A constant of this module, written into the statement's SQL rather than bound per call.
+    # Never for a value from a request: quotes are doubled, but nothing else is escaped.
     return literal_column("'" + value.replace("'", "''") + "'")
 
 

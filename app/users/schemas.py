@@ -84,7 +84,9 @@ class UserUpdate(BaseModel):
 class UserPublic(BaseModel):
     """A profile as anyone may see it."""
 
-    model_config = ConfigDict(from_attributes=True)
+    # Profiles are validated from whole rows, email included: ignoring what is not a field is
+    # what keeps the email out of a public profile (the default, stated because it matters).
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
 
     id: int
     name: str

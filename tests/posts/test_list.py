@@ -212,6 +212,9 @@ async def test_recent_posts_keep_the_listing_order_filters_and_the_posts_own_tim
     accounts = [await new_account(name=name) for name in names]
     for i, account in enumerate(accounts):
         await insert_posts(session_factory, account.id, i + 1)
+    by_name = [accounts[1].id, accounts[0].id, accounts[2].id, accounts[3].id]
+    listed = await ids(client, "/users?include=posts&order_by=name&order=asc")
+    assert [user_id for user_id in listed if user_id in by_name] == by_name
     for query in ("order_by=name&order=asc", "order_by=name&order=desc", "order_by=id", "order=asc&skip=1&limit=2"):
         plain = await ids(client, f"/users?{query}")
         assert await ids(client, f"/users?include=posts&{query}") == plain, query

@@ -89,6 +89,9 @@ async def test_list_envelope_and_defaults(client: httpx.AsyncClient, register: R
     assert rest["total"] == 12
     with_posts = (await client.get("/users?include=total&include=posts&limit=1")).json()
     assert (with_posts["total"], with_posts["items"][0]["posts"]) == (12, [])
+    # Listed with their posts, the profiles are still public ones: no email.
+    with_posts = (await client.get("/users?include=posts")).json()
+    assert all(set(item) == PUBLIC_KEYS | {"posts"} for item in with_posts["items"])
 
 
 async def test_list_ordering(
