@@ -87,10 +87,10 @@ class Slice(Generic[T]):
     next_cursor: str | None
 
     def to_page(self, schema: type[S], params: PageParams) -> CursorPage[S]:
-        # The items are `schema` instances already (model_validate hands those back as they are);
-        # the envelope around them needs no second validation.
+        # The items are `schema` instances already, validated as the service built them: the
+        # envelope is only put around them.
         return CursorPage[schema].model_construct(  # type: ignore[valid-type]
-            items=[schema.model_validate(item) for item in self.items],
+            items=list(self.items),
             total=self.total,
             skip=params.skip,
             limit=params.limit,

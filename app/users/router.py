@@ -33,15 +33,15 @@ from app.users.schemas import (
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-def present(user: dict[str, Any], viewer: Viewer | None) -> UserPrivate | UserPublic:
-    """The profile as `viewer` may see it: the email only for its owner and admins."""
-    schema = UserPrivate if service.can_manage(viewer, user["id"]) else UserPublic
-    return schema.model_validate(user)
-
-
-def present_with_posts(user: dict[str, Any], viewer: Viewer | None) -> UserListItem:
-    """As `present`, with the user's recent posts (`posts` in `user`)."""
-    schema = UserPrivateWithPosts if service.can_manage(viewer, user["id"]) else UserPublicWithPosts
+def present(user: dict[str, Any], viewer: Viewer | None) -> UserListItem:
+    """The profile as `viewer` may see it: the email only for its owner and admins; with the
+    user's recent posts when the row brought them (`include=posts`)."""
+    if "posts" in user:
+        schema: type[UserListItem] = (
+            UserPrivateWithPosts if service.can_manage(viewer, user["id"]) else UserPublicWithPosts
+        )
+    else:
+        schema = UserPrivate if service.can_manage(viewer, user["id"]) else UserPublic
     return schema.model_validate(user)
 
 
@@ -72,11 +72,7 @@ async def list_users(
     """List users; deactivated users and the email-domain filter are for admins."""
     async with database.reading() as connection:
         users, total = await service.list_users(connection, params, viewer=viewer)
-    items: list[UserListItem]
-    if "posts" in params.include:
-        items = [present_with_posts(user, viewer) for user in users]
-    else:
-        items = [present(user, viewer) for user in users]
+    items = [present(user, viewer) for user in users]
     kinds = {type(item) for item in items}
     page_type = _page_type(kinds.pop() if len(kinds) == 1 else None)
     # The items are validated already: the envelope is only put around them.
