@@ -34,12 +34,22 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "p50_ms": best["p50_ms"],
                     "p99_ms": best["p99_ms"],
                     "cpu_ms": statistics.median(run["cpu_ms_per_request"] for run in runs),
+                    "cpu_range": [
+                        min(run["cpu_ms_per_request"] for run in runs),
+                        max(run["cpu_ms_per_request"] for run in runs),
+                    ],
                     "rps_spread": [round(run["rps"]) for run in runs],
                     "errors": sum(run["non_2xx"] + run["socket_errors"] + run["timeouts"] for run in runs),
                 }
             if "app" in row and "baseline" in row and row["baseline"]["rps"] and row["baseline"]["p99_ms"]:
                 row["ratio"] = row["app"]["rps"] / row["baseline"]["rps"]
                 row["p99_ratio"] = row["app"]["p99_ms"] / row["baseline"]["p99_ms"]
+            if "app" in row and "ref" in row and row["ref"]["rps"] and row["ref"]["cpu_ms"] and row["ref"]["p99_ms"]:
+                row["ab"] = {
+                    "rps": row["app"]["rps"] / row["ref"]["rps"],
+                    "cpu": row["app"]["cpu_ms"] / row["ref"]["cpu_ms"],
+                    "p99": row["app"]["p99_ms"] / row["ref"]["p99_ms"],
+                }
             rows.append(row)
     return rows
 
@@ -54,17 +64,64 @@ def _verdict(row: dict[str, Any]) -> str:
     return "met" if ok else "**missed**"
 
 
-def markdown(results: dict[str, Any]) -> str:
-    rows = summarise(results)
-    apps = results["apps"]
-    lines = [
+def _settings(results: dict[str, Any]) -> str:
+    return (
         f"Run of {results['date']} on {results['machine']['cpus']} cores, PostgreSQL {results['machine']['postgres']}, "
         f"{results['scale']['users']:,} users / {results['scale']['posts']:,} posts / "
         f"{results['scale']['comments']:,} comments; uvicorn (uvloop, httptools, 1 worker), pool of "
         f"{results['settings']['pool_size']}; wrk, {results['settings']['runs']} interleaved runs of "
         f"{results['settings']['seconds']:g} s per app after a {results['settings']['warmup']:g} s warm-up; "
-        "figures are the median run.",
+        "figures are the median run."
+    )
+
+
+def _ab_table(results: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """app against the ref it was compared with (--compare): ratios app / ref."""
+    compare = results["compare"]
+    subject = compare["subject"] if len(compare["subject"]) <= 80 else compare["subject"][:77].rstrip() + "..."
+    lines = [
+        f"A/B: **app** is {compare['app']}; **ref** is `{compare['ref']}` ({compare['commit'][:7]}, "
+        f'"{subject}"). Ratios are app / ref: throughput above 1.00x, CPU and p99 below 1.00x '
+        "favour the app. CPU ms/req is the server's own CPU time per request (median run; the range is every run's).",
         "",
+        "| Endpoint | c | app req/s | ref req/s | ratio | app CPU ms/req | ref CPU ms/req | CPU ratio | "
+        "app p99 ms | ref p99 ms | p99 ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if "ab" not in row:
+            continue
+        app, ref, ab = row["app"], row["ref"], row["ab"]
+        cells = [
+            row["title"],
+            str(row["c"]),
+            f"{app['rps']:,.0f}",
+            f"{ref['rps']:,.0f}",
+            f"{ab['rps']:.2f}x",
+            f"{app['cpu_ms']:.2f} ({app['cpu_range'][0]:.2f}-{app['cpu_range'][1]:.2f})",
+            f"{ref['cpu_ms']:.2f} ({ref['cpu_range'][0]:.2f}-{ref['cpu_range'][1]:.2f})",
+            f"{ab['cpu']:.2f}x",
+            f"{app['p99_ms']:.1f}",
+            f"{ref['p99_ms']:.1f}",
+            f"{ab['p99']:.2f}x",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    differences = compare.get("differences", [])
+    lines.append("")
+    lines.append(
+        f"The ref's answers differ from the app's ({len(differences)} differences, the first `{differences[0]}`): "
+        "the two did not do exactly the same work."
+        if differences
+        else "The ref answered every compared read with the app's body."
+    )
+    if compare["shared_revisions"]:
+        copied = ", ".join(compare["shared_revisions"])
+        lines.append(f"The ref ran on the app's schema, with the migrations it lacks copied in: {copied}.")
+    return lines
+
+
+def _baseline_table(rows: list[dict[str, Any]], apps: dict[str, str]) -> list[str]:
+    lines = [
         "| Endpoint | c | app req/s | baseline req/s | ratio | app p50 / p99 ms | baseline p50 / p99 ms | p99 ratio |"
         + (" starlette req/s |" if "starlette" in apps else "")
         + " app CPU ms/req | target |",
@@ -86,6 +143,17 @@ def markdown(results: dict[str, Any]) -> str:
             cells.append(f"{row['starlette']['rps']:,.0f}" if "starlette" in row else "")
         cells += [f"{app['cpu_ms']:.2f}" if app else "", _verdict(row)]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows = summarise(results)
+    apps = results["apps"]
+    lines = [_settings(results), ""]
+    if "ref" in apps:
+        lines += _ab_table(results, rows)
+    if "baseline" in apps or "ref" not in apps:
+        lines += ["", *_baseline_table(rows, apps)] if "ref" in apps else _baseline_table(rows, apps)
     errors = [(row["title"], row["c"], name) for row in rows for name in apps if name in row and row[name]["errors"]]
     lines.append("")
     lines.append(
@@ -141,6 +209,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     rows = [row for row in summarise(results) if "ratio" in row]
+    if not rows:  # no baseline in the run: nothing to draw
+        return
     titles = list(dict.fromkeys(row["title"] for row in rows))
     levels = sorted({row["c"] for row in rows})
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
@@ -166,22 +236,26 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def write(results: dict[str, Any], directory: Path, benchmarks_md: Path | None) -> Path:
-    """bench/results/<date>[-n].{json,md,png}, and the latest table and chart into BENCHMARKS.md."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = directory / str(results["date"])
-    repeat = 1
+def write(results: dict[str, Any], stem: Path, benchmarks_md: Path | None) -> list[Path]:
+    """`stem`.json and .md (bench/results/<date>...; a second run the same day gets `-2`, ...), a .png
+    when the run has a baseline, and the latest table and chart into BENCHMARKS.md; the files written."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    first, repeat = stem, 1
     while stem.with_suffix(".json").exists():  # a second run the same day keeps the first
         repeat += 1
-        stem = directory / f"{results['date']}-{repeat}"
+        stem = first.with_name(f"{first.name}-{repeat}")
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     stem.with_suffix(".md").write_text(table)
+    written = [stem.with_suffix(".json"), stem.with_suffix(".md")]
     chart(results, stem.with_suffix(".png"))
+    if stem.with_suffix(".png").exists():
+        written.append(stem.with_suffix(".png"))
     if benchmarks_md is not None and benchmarks_md.exists() and START in benchmarks_md.read_text():
         text = benchmarks_md.read_text()
         before, rest = text.split(START, 1)
         after = rest.split(END, 1)[1] if END in rest else ""
         picture = f"![app / baseline per endpoint]({stem.with_suffix('.png').relative_to(benchmarks_md.parent)})"
         benchmarks_md.write_text(f"{before}{START}\n{table}\n{picture}\n{END}{after}")
-    return stem
+        written.append(benchmarks_md)
+    return written

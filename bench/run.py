@@ -9,6 +9,10 @@ app at a time with wrk: per endpoint and concurrency, a warm-up, then interleave
 baseline, starlette, app, baseline, ...), so drifts of this shared machine hit every app alike.
 Then the app alone: overload at 512 connections, and a soak with its memory before and after.
 Results: bench/results/<date>.json, .md and .png, and the table and chart in BENCHMARKS.md.
+
+    python3 tasks.py bench --apps app --compare HEAD~1    this checkout against an older one (A/B)
+
+serves the older commit beside the app, interleaved like any other app, and reports app / ref.
 """
 
 from __future__ import annotations
@@ -18,16 +22,18 @@ import asyncio
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from bench import report, workload, wrk
+from bench import checkout, report, workload, wrk
 from bench.baseline.compare import compare
-from bench.servers import APPS, ROOT, Running, serve, server_env
+from bench.servers import APPS, ROOT, AppUnderTest, Running, checkout_app, loaded_from, serve, server_env
 from bench.workload import Endpoint, Scale
 
 FULL = Scale(users=100_000, posts=1_000_000, comments=2_000_000)
@@ -45,6 +51,19 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--concurrency", default="32,128", help="wrk connections, comma-separated")
     parser.add_argument("--endpoints", default="all", help="comma-separated keys (user, posts_first, ...)")
     parser.add_argument("--apps", default="app,baseline,starlette", help="comma-separated: app, baseline, starlette")
+    parser.add_argument(
+        "--compare",
+        metavar="REF",
+        help="also serve this git ref (a commit, HEAD~3, main) as the app named 'ref', interleaved like the "
+        "others, and report app / ref per endpoint (throughput, CPU per request, p99) in "
+        "bench/results/<date>-ab-<sha>.{json,md}, leaving BENCHMARKS.md alone. The ref is checked out in a "
+        "temporary git worktree (removed at the end) and served from there with this .venv, so with the same "
+        "dependency versions; migrations it lacks are copied in from this checkout, so that it starts on the "
+        "schema the current code migrated the database to. A checkout with app/serving.py (app and ref alike) is "
+        "served as app.serving:served_app (uvicorn --factory: create_app plus the process's GC tuning), an older "
+        "one as app.main:app (whose create_app did that tuning); each server is checked to load its module from "
+        "its own checkout. Needs 'app' in --apps",
+    )
     parser.add_argument("--pool-size", type=int, default=10, help="database connections per app")
     parser.add_argument("--soak-seconds", type=float, help="length of the soak (default 300; 0 skips it)")
     parser.add_argument("--no-overload", action="store_true", help="skip the 512-connection run")
@@ -80,7 +99,9 @@ def _measure(binary: str, server: Running, endpoint: Endpoint, *, connections: i
     if result.unexpected:
         # A 4xx means the request list is wrong (an expired token, a missing row), not that the app
         # is slow: such a run measures nothing, so nothing is recorded.
-        raise SystemExit(f"{endpoint.title}: unexpected statuses {result.statuses} at c={connections}")
+        raise SystemExit(
+            f"{server.app.name}: {endpoint.title}: unexpected statuses {result.statuses} at c={connections}"
+        )
     return {
         # Only answered requests count: a fast 503 is back-pressure, not throughput.
         "rps": result.ok / result.seconds if result.seconds else 0.0,
@@ -147,6 +168,105 @@ def _soak(binary: str, server: Running, endpoints: list[Endpoint], seconds: floa
     }
 
 
+def _check_ref(servers: dict[str, Running], endpoints: list[Endpoint]) -> list[str]:
+    """The ref's answers that differ from the app's: listed, not refused, since an A/B run may well
+    measure a change of behaviour; but then the two apps do not do the same work, and the report says so."""
+    paths = [request.path for e in endpoints if e.kind == "read" for request in e.requests[:25]]
+    mismatches = asyncio.run(compare(servers["app"].base_url, servers["ref"].base_url, paths))
+    if mismatches:
+        print(f"ref answers differently from the app ({len(mismatches)} differences):", flush=True)
+        print("\n".join(mismatches[:10]), flush=True)
+    else:
+        print(f"ref: equal bodies for {len(paths)} requests", flush=True)
+    return mismatches
+
+
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    # As Ctrl-C does: the servers are stopped and the ref's worktree removed on the way out.
+    raise SystemExit(128 + signum)
+
+
+def _ref_app(stack: ExitStack, ref: str, results: dict[str, Any]) -> AppUnderTest:
+    """The app of `ref`, checked out until `stack` closes; what was compared goes into `results`."""
+    checked_out = stack.enter_context(checkout.worktree(ref))
+    app = checkout_app("ref", checked_out.path, f"{ref} ({checked_out.short}): {checked_out.subject}")
+    results["apps"]["ref"] = app.description
+    results["compare"] = {
+        "app": checkout.describe_current(),
+        "ref": ref,
+        "commit": checked_out.commit,
+        "subject": checked_out.subject,
+        "shared_revisions": list(checked_out.shared_revisions),
+    }
+    if checked_out.shared_revisions:
+        print(f"ref: migrations copied in from this checkout: {', '.join(checked_out.shared_revisions)}", flush=True)
+    return app
+
+
+def _start(
+    stack: ExitStack, apps: list[AppUnderTest], env: dict[str, str], logs: Path, results: dict[str, Any]
+) -> dict[str, Running]:
+    """Every app served until `stack` closes, each checked to run its own checkout's code."""
+    # Every server is up for the whole run (so their bodies can be compared side by side), but
+    # only one is under load at any moment; an idle server costs nothing.
+    servers = {
+        app.name: stack.enter_context(serve(app, port=8600 + i, env=env, log=logs / f"{app.name}.log"))
+        for i, app in enumerate(apps)
+    }
+    results["servers"] = {}
+    for name, server in servers.items():
+        origin = loaded_from(server)
+        results["servers"][name] = {"target": server.app.target, "factory": server.app.factory, "file": str(origin)}
+        print(f"{name}: {server.app.target}{' (factory)' if server.app.factory else ''} from {origin}", flush=True)
+    return servers
+
+
+def _interleaved(
+    binary: str,
+    servers: dict[str, Running],
+    endpoint: Endpoint,
+    *,
+    level: int,
+    runs: int,
+    seconds: float,
+    warmup: float,
+) -> dict[str, list[dict[str, Any]]]:
+    """A warm-up of every app, then `runs` rounds of one run per app (app, baseline, ..., app, ...)."""
+    per_app: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+    for server in servers.values():
+        _measure(binary, server, endpoint, connections=level, seconds=warmup)
+    for _ in range(runs):
+        for name, server in servers.items():
+            per_app[name].append(_measure(binary, server, endpoint, connections=level, seconds=seconds))
+    line = ", ".join(f"{n} {report.median_run(r)['rps']:,.0f}/s" for n, r in per_app.items())
+    print(f"{endpoint.title:<40} c={level:<4} {line}", flush=True)
+    return per_app
+
+
+def _app_alone(
+    binary: str,
+    app: Running,
+    endpoints: list[Endpoint],
+    *,
+    seconds: float,
+    overload: bool,
+    soak: float,
+    results: dict[str, Any],
+) -> None:
+    """Overload (512 connections) and the soak, the app alone."""
+    if overload:
+        results["overload"] = []
+        for endpoint in endpoints:
+            if endpoint.key in {"user", "posts_first", "add_view"}:
+                run = _measure(binary, app, endpoint, connections=512, seconds=seconds)
+                results["overload"].append({"title": endpoint.title, **run})
+                print(f"overload {endpoint.title}: {run['rps']:,.0f}/s statuses {run['statuses']}", flush=True)
+    if soak > 0:
+        started = time.monotonic()
+        results["soak"] = _soak(binary, app, endpoints, soak)
+        print(f"soak: {results['soak']} ({time.monotonic() - started:.0f} s)", flush=True)
+
+
 def main() -> None:
     args = _arguments()
     scale = QUICK if args.quick else FULL
@@ -156,6 +276,14 @@ def main() -> None:
     soak_seconds = args.soak_seconds if args.soak_seconds is not None else (10.0 if args.quick else 300.0)
     levels = [int(c) for c in args.concurrency.split(",")]
     names = [name.strip() for name in args.apps.split(",")]
+    if unknown := [name for name in names if name not in APPS]:
+        raise SystemExit(f"--apps: unknown {', '.join(unknown)} (known: {', '.join(APPS)})")
+    if "app" not in names:
+        raise SystemExit("--apps must include app: it issues the requests' token and cursor")
+    if args.compare:
+        checkout.resolve(args.compare)  # a mistyped ref fails now, not after the seeding
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     binary = wrk.ensure_installed()
     env = server_env(url, secrets.token_urlsafe(48), args.pool_size)
     workload.prepare(url, scale, env)
@@ -172,47 +300,40 @@ def main() -> None:
         "endpoints": {},
     }
     with ExitStack() as stack:
-        # Every server is up for the whole run (so their bodies can be compared side by side), but
-        # only one is under load at any moment; an idle server costs nothing.
-        servers = {
-            name: stack.enter_context(serve(APPS[name], port=8600 + i, env=env, log=logs / f"{name}.log"))
-            for i, name in enumerate(names)
-        }
+        apps = [APPS[name] for name in names]
+        if args.compare:
+            apps.append(_ref_app(stack, args.compare, results))
+        servers = _start(stack, apps, env, logs, results)
         chosen = workload.endpoints(url, scale, servers["app"].base_url)
         if args.endpoints != "all":
             keys = set(args.endpoints.split(","))
             chosen = [e for e in chosen if e.key in keys]
-        _check_equal(servers, chosen)
+        _check_equal({name: server for name, server in servers.items() if name != "ref"}, chosen)
+        if "ref" in servers:
+            results["compare"]["differences"] = _check_ref(servers, chosen)
         for endpoint in chosen:
             entry: dict[str, Any] = {"title": endpoint.title, "kind": endpoint.kind, "concurrency": {}}
             results["endpoints"][endpoint.key] = entry
             for level in levels:
-                per_app: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-                for server in servers.values():
-                    _measure(binary, server, endpoint, connections=level, seconds=args.warmup)
-                for _ in range(runs):
-                    for name, server in servers.items():
-                        per_app[name].append(_measure(binary, server, endpoint, connections=level, seconds=seconds))
-                entry["concurrency"][level] = per_app
-                line = ", ".join(f"{n} {report.median_run(r)['rps']:,.0f}/s" for n, r in per_app.items())
-                print(f"{endpoint.title:<40} c={level:<4} {line}", flush=True)
-        app = servers["app"]
-        if not args.no_overload:
-            results["overload"] = []
-            for endpoint in chosen:
-                if endpoint.key in {"user", "posts_first", "add_view"}:
-                    run = _measure(binary, app, endpoint, connections=512, seconds=seconds)
-                    results["overload"].append({"title": endpoint.title, **run})
-                    print(f"overload {endpoint.title}: {run['rps']:,.0f}/s statuses {run['statuses']}", flush=True)
-        if soak_seconds > 0:
-            started = time.monotonic()
-            results["soak"] = _soak(binary, app, chosen, soak_seconds)
-            print(f"soak: {results['soak']} ({time.monotonic() - started:.0f} s)", flush=True)
-    # A quick run only tries the harness: it keeps out of the published results.
+                entry["concurrency"][level] = _interleaved(
+                    binary, servers, endpoint, level=level, runs=runs, seconds=seconds, warmup=args.warmup
+                )
+        _app_alone(
+            binary,
+            servers["app"],
+            chosen,
+            seconds=seconds,
+            overload=not args.no_overload,
+            soak=soak_seconds,
+            results=results,
+        )
+    # A quick run only tries the harness: it keeps out of the published results. An A/B run measures
+    # a change, not the state of the project: its table is pasted where the change is described.
     output = args.output / "quick" if args.quick else args.output
-    stem = report.write(results, output, None if args.quick else ROOT / "BENCHMARKS.md")
+    name = f"{date}-ab-{results['compare']['commit'][:7]}" if args.compare else date
+    written = report.write(results, output / name, None if args.quick or args.compare else ROOT / "BENCHMARKS.md")
     print(report.markdown(results))
-    print(f"written: {stem}.json, .md, .png")
+    print(f"written: {', '.join(str(path) for path in written)}")
 
 
 if __name__ == "__main__":

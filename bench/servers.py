@@ -20,12 +20,30 @@ ROOT = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True, slots=True)
 class AppUnderTest:
     name: str
-    target: str  # the ASGI app, module:attribute
+    target: str  # module:attribute, the ASGI app or (factory) the function that builds it
     description: str
+    checkout: Path = ROOT  # the server's working directory and first PYTHONPATH entry
+    factory: bool = False
+
+    @property
+    def module(self) -> str:
+        return self.target.split(":", 1)[0]
+
+
+def checkout_app(name: str, checkout: Path, description: str) -> AppUnderTest:
+    """This project's app from `checkout`, with the process-level tuning its code applies.
+
+    A checkout with app/serving.py builds the served app with `served_app()`, which adds that
+    tuning (the garbage collector's) to `create_app()`; older checkouts did it inside create_app,
+    so their module-level `app.main:app` is the same thing served.
+    """
+    if (checkout / "app" / "serving.py").is_file():
+        return AppUnderTest(name, "app.serving:served_app", description, checkout, factory=True)
+    return AppUnderTest(name, "app.main:app", description, checkout)
 
 
 APPS = {
-    "app": AppUnderTest("app", "app.main:app", "this project: FastAPI + SQLAlchemy AsyncSession"),
+    "app": checkout_app("app", ROOT, "this project: FastAPI + SQLAlchemy AsyncSession"),
     "baseline": AppUnderTest("baseline", "bench.baseline.fastapi_app:app", "FastAPI + raw asyncpg, hand-written SQL"),
     "starlette": AppUnderTest("starlette", "bench.baseline.starlette_app:app", "bare Starlette + raw asyncpg"),
 }
@@ -90,12 +108,18 @@ def serve(app: AppUnderTest, *, port: int, env: dict[str, str], log: Path) -> It
         "--no-access-log",
         "--log-level",
         "warning",
+        *(["--factory"] if app.factory else []),
     ]
+    # The checkout first on the path: `import app` must find its code, not the editable install's
+    # (which points at this checkout, and is only consulted after sys.path).
+    path = os.pathsep.join(p for p in (str(app.checkout), env.get("PYTHONPATH", "")) if p)
     with log.open("ab") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=app.checkout, env={**env, "PYTHONPATH": path}, stdout=output, stderr=subprocess.STDOUT
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base_url, process, log)
+        _wait_ready(f"{app.name} ({base_url})", base_url, process, log)
         yield Running(app, base_url, process.pid)
     finally:
         process.send_signal(signal.SIGINT)
@@ -106,15 +130,42 @@ def serve(app: AppUnderTest, *, port: int, env: dict[str, str], log: Path) -> It
             process.wait()
 
 
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+def _wait_ready(name: str, base_url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"{base_url}: the server exited ({process.returncode}); see {log}")
+            raise SystemExit(f"{name}: the server exited ({process.returncode}); see {log}")
         try:
             if httpx.get(f"{base_url}/posts?limit=1", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise SystemExit(f"{base_url}: not ready after {timeout:g} s; see {log}")
+    raise SystemExit(f"{name}: not ready after {timeout:g} s (GET /posts?limit=1); see {log}")
+
+
+def loaded_from(server: Running) -> Path:
+    """The file the server's target module comes from, as the running process resolves it.
+
+    The interpreter, working directory and environment are read back from /proc (Linux) rather
+    than taken from what was asked for, and the module is looked up under exactly those. A ref
+    served with this checkout's code would be compared with itself, and nothing else would say so.
+    """
+    proc = Path(f"/proc/{server.pid}")
+    executable = (proc / "cmdline").read_bytes().split(b"\0", 1)[0].decode()
+    cwd = Path(os.readlink(proc / "cwd"))
+    pairs = (item.split("=", 1) for item in (proc / "environ").read_bytes().decode().split("\0") if "=" in item)
+    environ = dict(pairs)
+    probe = "import importlib.util, sys; print(importlib.util.find_spec(sys.argv[1]).origin)"
+    completed = subprocess.run(
+        [executable, "-c", probe, server.app.module], cwd=cwd, env=environ, capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"{server.app.name}: cannot find {server.app.module}: {completed.stderr.strip()}")
+    origin = (cwd / completed.stdout.strip()).resolve()
+    if cwd != server.app.checkout.resolve() or not origin.is_relative_to(server.app.checkout.resolve()):
+        raise SystemExit(
+            f"{server.app.name}: {server.app.module} is loaded from {origin} (working directory {cwd}), "
+            f"not from {server.app.checkout}"
+        )
+    return origin
