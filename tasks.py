@@ -2,7 +2,7 @@
 """Project commands that need nothing but Python 3.11 and pip.
 
     python3 tasks.py serve    install (into .venv), migrate the database, serve on :8000
-    python3 tasks.py test     install, lint, type-check, and run the suite on every backend
+    python3 tasks.py test     install, lint, type-check, check the layers, and run the suite on every backend
     python3 tasks.py bench    install, then the side-by-side benchmark (bench/run.py; --help)
     python3 tasks.py setup    install only
 
@@ -51,6 +51,7 @@ def test(extra: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy")
+    run(BIN / "lint-imports", "--no-cache")
     databases = [] if any(arg.startswith("--db") for arg in extra) else ["--db", "all"]
     os.execv(BIN / "python", [str(BIN / "python"), "-m", "pytest", *databases, *extra])
 

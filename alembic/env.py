@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import get_settings, to_async_url
-from app.database import connect_options
+from app.engines import connect_options
 from app.migration_lock import migration_lock
 from app.models import Base, UTCDateTime
 

@@ -12,9 +12,8 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from app.config import Settings, get_settings
-from app.database import create_engine
+from app.engines import create_engine
 from app.migrations import UnknownRevision, migrate
-from app.seed import SEED_PASSWORD, seed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--reload", action="store_true", help="restart on code changes (development)")
     commands.add_parser("migrate", help="upgrade the database to the latest revision")
     commands.add_parser("check-config", help="validate the settings and print the database in use")
+    from app.seed import SEED_PASSWORD  # noqa: PLC0415 -- the package's __init__ alone: a constant, no seed code
+
     seed = commands.add_parser("seed", help=f"add sample data (every seeded user's password: {SEED_PASSWORD!r})")
     seed.add_argument("--users", type=int, default=1000)
     seed.add_argument("--posts", type=int, default=10_000)
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> None:
         log_config = copy.deepcopy(LOGGING_CONFIG)
         log_config["loggers"]["app"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
         uvicorn.run(
-            "app.main:app",
+            # Each worker builds the app through the factory, which also tunes its process.
+            "app.serving:served_app",
+            factory=True,
             host=args.host,
             port=args.port,
             workers=args.workers,
@@ -78,6 +81,8 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _seed(settings: Settings, *, users: int, posts: int, comments: int, random_seed: int) -> None:
+    from app.seed import SEED_PASSWORD, seed  # noqa: PLC0415 -- the seed code loads for this command only
+
     engine = create_engine(settings)
     try:
         report = await seed(engine, users=users, posts=posts, comments=comments, random_seed=random_seed)

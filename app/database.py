@@ -1,200 +1,43 @@
-"""Engine, session factory and the per-request unit of work."""
+"""The one way to the database: the engines the app serves from and the handles a request gets.
+
+A request reaches the database through handles that this module creates and closes:
+
+- `ConnectionDep`, a `Connection` on the autocommit pool: reads, and writes of one statement
+  (atomic on their own). Checked out at its first statement, in the order requests asked
+  (`app.pool_gate`), and given back when the endpoint returns -- or earlier, by `release()`,
+  when the request still has slow work to do without the database (a login's password hash).
+- `SessionDep`, an `AsyncSession`: the unit of work of a request that writes more than one
+  statement. Committed when the endpoint returns, rolled back when it raises.
+
+Both are closed by `HandlesRoute` as the endpoint finishes, before the response starts: a client
+never sees a 2xx for a write that did not commit, and a failed commit becomes an error response
+through the usual handlers. (FastAPI's yield dependencies would do the same at a measured cost
+per request: README, "Speed decisions".) Repositories
+receive what they execute on; nobody else opens, commits or rolls back. Startup, the CLI and
+scripts open their own unit of work with `Database.unit_of_work()` or `transaction(engine)`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, Any
 
-import asyncmy
-from fastapi import Depends, Request
-from sqlalchemy import Row, event
-from sqlalchemy.engine import URL, Dialect
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
+from sqlalchemy.engine import CursorResult, Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
+from starlette.routing import BaseRoute
 
 from app.config import Settings
+from app.engines import create_autocommit_engine, create_engine, for_units_of_work
+from app.pool_gate import PoolGate
 
-AnyRow: TypeAlias = Row[*tuple[Any, ...]]
-"""A result row of any shape: what the read side's Core queries hand to the response models."""
-
-
-def row_dicts(rows: Sequence[AnyRow]) -> list[dict[str, Any]]:
-    """Result rows as plain dicts keyed by column name: the cheapest input for pydantic.
-
-    A page of 10 users with their 50 recent posts took 270 µs to validate and serialise from
-    `row._mapping` and 110 µs from these dicts. SQLAlchemy's rows answer attribute and mapping
-    access through Python code per column; `zip` over the row reads the values in C. The names
-    become plain `str`, so the dicts are ordinary wherever they go: SQLAlchemy's names are a `str`
-    subclass, which pydantic's JSON encoder handles on a slow path (30 times slower, measured).
-    """
-    if not rows:
-        return []
-    names = tuple(str(name) for name in rows[0]._fields)
-    return [dict(zip(names, row, strict=True)) for row in rows]
-
-
-def row_dict(row: AnyRow) -> dict[str, Any]:
-    """One row as `row_dicts` gives it."""
-    return row_dicts((row,))[0]
-
-
-def engine_options(settings: Settings, url: URL) -> dict[str, Any]:
-    """Keyword arguments for the app's create_async_engine, only those the dialect takes."""
-    options: dict[str, Any] = {
-        "echo": settings.db_echo,
-        # Error messages (and so logs) would otherwise carry the statement's parameters:
-        # password hashes, emails. Shown only when SQL logging was asked for.
-        "hide_parameters": not settings.db_echo,
-        # A file SQLite database is served from a queue pool like the servers (SQLAlchemy's default
-        # for aiosqlite files), so size and timeout apply to it as well.
-        "pool_size": settings.db_pool_size,
-        "max_overflow": settings.db_max_overflow,
-        "pool_timeout": settings.db_pool_timeout,
-        **connect_options(url, connect_timeout=settings.db_pool_timeout, command_timeout=settings.db_command_timeout),
-    }
-    if url.get_backend_name() != "sqlite":
-        # Connections to a server go stale (restarts, idle timeouts, failovers); a file never does.
-        options["pool_recycle"] = settings.db_pool_recycle
-        options["pool_pre_ping"] = settings.db_pool_pre_ping
-    return options
-
-
-def connect_options(url: URL, *, connect_timeout: float, command_timeout: float | None) -> dict[str, Any]:
-    """Bounds on how long connecting, and each statement, may take.
-
-    Without them an unreachable or frozen server holds a request for the driver's default
-    (60 s to connect with asyncpg; forever with asyncmy, or on an established connection that
-    went silent) instead of failing over to a 503. Alembic passes no command timeout: a
-    migration may legitimately run for long.
-    """
-    backend = url.get_backend_name()
-    if backend == "postgresql":
-        connect_args: dict[str, Any] = {"timeout": connect_timeout}
-        if command_timeout is not None:
-            connect_args["command_timeout"] = command_timeout
-        return {"connect_args": connect_args}
-    if backend == "mysql":
-        return {"async_creator": _bounded_mysql_connect(url, connect_timeout, command_timeout)}
-    return {}
-
-
-def _bounded_mysql_connect(url: URL, timeout: float, read_timeout: float | None) -> Callable[[], Awaitable[Any]]:
-    """asyncmy's own connect_timeout covers the TCP connect only: a server (or proxy) that
-    accepts and then stays silent would hold a request forever in the handshake. Bound the
-    whole connect instead, with the arguments SQLAlchemy's dialect would have passed."""
-    _, params = url.get_dialect()().create_connect_args(url)
-    if read_timeout is not None:
-        params["read_timeout"] = read_timeout
-
-    async def connect() -> Any:
-        return await asyncio.wait_for(asyncmy.connect(**params), timeout)
-
-    return connect
-
-
-def create_engine(settings: Settings, url: URL | None = None) -> AsyncEngine:
-    url = url or settings.async_database_url
-    engine = create_async_engine(url, **engine_options(settings, url))
-    configure_connections(engine, busy_timeout=settings.db_command_timeout)
-    return engine
-
-
-def configure_connections(engine: AsyncEngine, *, busy_timeout: float) -> None:
-    """Per-connection session settings, applied whenever the pool opens a connection."""
-    backend = engine.url.get_backend_name()
-    if backend == "sqlite":
-        busy_timeout_ms = round(busy_timeout * 1000)
-
-        def configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            # Off by default in SQLite; without it ON DELETE CASCADE silently does nothing.
-            cursor.execute("PRAGMA foreign_keys=ON")
-            # Readers no longer block the writer (and vice versa); the busy timeout makes a
-            # second writer wait for the lock instead of failing at once with "database is locked".
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        event.listen(engine.sync_engine, "connect", configure_sqlite)
-    elif backend == "mysql":
-        event.listen(engine.sync_engine, "connect", _configure_mysql_connection)
-
-
-def _configure_mysql_connection(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # Timestamps are stored as naive UTC; a session in UTC keeps NOW() and friends consistent
-    # with them for anyone who queries by hand through this engine.
-    cursor.execute("SET time_zone = '+00:00'")
-    cursor.close()
-
-
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # expire_on_commit=False: objects stay readable after the commit that happens before the
-    # response is serialised; reloading them would need I/O outside the greenlet context.
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-def create_autocommit_engine(settings: Settings, url: URL | None = None) -> AsyncEngine:
-    """The engine for work that needs no transaction: the same database, a pool of its own, autocommit.
-
-    A read is one or two statements that change nothing, and a write of exactly one statement is
-    atomic on its own (the database commits it as it completes): neither needs BEGIN and COMMIT,
-    which asyncpg sends as round trips of their own. The isolation level is the engine's own,
-    fixed when a connection is opened -- switching a shared pool's connections per request, with
-    execution options, costs a reset at every checkin. Other writes, migrations and scripts use
-    the transactional engine.
-    """
-    url = url or settings.async_database_url
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **engine_options(settings, url))
-    configure_connections(engine, busy_timeout=settings.db_command_timeout)
-    return engine
-
-
-class _InOrder:
-    """First come, first served: one slot per connection of the autocommit engine's pool.
-
-    SQLAlchemy's async pool hands a connection that comes back to whichever coroutine asks next,
-    and a coroutine that was already waiting, woken to find it taken, joins the back of the line
-    again (asyncio.Queue re-queues it). Under sustained load some requests lose that race over and
-    over: measured here with 32 clients on a pool of 10, the p99 latency of a page of comments was
-    ten times its mean, against twice for asyncpg's own pool. asyncio.Semaphore hands a released
-    slot to its longest waiter and lets no newcomer pass one, so with a slot per connection the
-    pool itself never has a waiter. The wait is bounded by the pool's timeout, as before: past it,
-    the pool's own TimeoutError, which the app answers with a 503.
-    """
-
-    __slots__ = ("_connection", "_engine", "_slots", "_timeout")
-
-    def __init__(self, engine: AsyncEngine, slots: asyncio.Semaphore, timeout: float) -> None:
-        self._engine, self._slots, self._timeout = engine, slots, timeout
-
-    async def __aenter__(self) -> AsyncConnection:
-        if self._slots.locked():
-            try:
-                async with asyncio.timeout(self._timeout):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise PoolTimeout(f"no connection free within {self._timeout:g} s") from None
-        else:
-            await self._slots.acquire()  # free: returns at once, without suspending
-        try:
-            self._connection = self._engine.connect()
-            return await self._connection.start()
-        except BaseException:
-            self._slots.release()
-            raise
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        try:
-            # Shielded, as AsyncConnection's own exit is: a request cancelled mid-close (the client
-            # went away) must still hand its connection back to the pool.
-            await asyncio.shield(self._connection.close())
-        finally:
-            self._slots.release()
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,58 +47,170 @@ class Database:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     autocommit_engine: AsyncEngine
-    slots: asyncio.Semaphore
-    pool_timeout: float
+    gate: PoolGate
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
-        slots = asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
-        return cls(
-            engine, create_session_factory(engine), create_autocommit_engine(settings), slots, settings.db_pool_timeout
+        autocommit_engine = create_autocommit_engine(settings)
+        gate = PoolGate(
+            autocommit_engine, slots=settings.db_pool_size + settings.db_max_overflow, timeout=settings.db_pool_timeout
         )
+        # expire_on_commit=False: objects stay readable after the commit that happens before the
+        # response is serialised; reloading them would need I/O outside the greenlet context.
+        session_factory = async_sessionmaker(for_units_of_work(engine), expire_on_commit=False, autoflush=False)
+        return cls(engine, session_factory, autocommit_engine, gate)
 
     @property
     def dialect(self) -> Dialect:
         return self.engine.dialect
 
-    def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection in autocommit, as `async with database.reading() as connection:`; waiting
-        requests get one in the order they asked."""
-        return _InOrder(self.autocommit_engine, self.slots, self.pool_timeout)
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """An autocommit connection for the block, handed out in the order it was asked for."""
+        connection = await self.gate.checkout()
+        try:
+            yield connection
+        finally:
+            await self.gate.checkin(connection)
 
-    def writing(self, *, one_statement: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for Core writes -- for a statement or two, where a session's unit of work
-        would be all overhead. Committed when the block ends, so before the response is sent.
-
-        By default a transaction, rolled back if the block raises. With `one_statement=True` the
-        block promises to run exactly one statement, and gets an autocommit connection: that
-        statement commits as it completes, all or nothing, without the BEGIN and COMMIT round trips.
-        """
-        if one_statement:
-            return self.reading()
-        return self.engine.begin()
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """A session for startup and scripts: committed when the block ends, rolled back if it raises."""
+        async with self.session_factory() as session, session.begin():
+            yield session
 
     async def dispose(self) -> None:
         await self.autocommit_engine.dispose()
         await self.engine.dispose()
 
 
-async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: commit when the handler returns, roll back when it raises.
+def transaction(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
+    """A Core unit of work for the CLI and scripts that hold only an engine: committed when the
+    block ends, rolled back if it raises."""
+    return engine.begin()
 
-    Used with `scope="function"`, so the commit happens before the response is sent: a client
-    never sees a 2xx for a write that did not commit, and a failed commit becomes an error
-    response through the usual exception handlers.
+
+class Connection:
+    """A request's connection on the autocommit pool, checked out at its first statement.
+
+    Every statement commits as it completes. Give it to reads and to writes of exactly one
+    statement; a write of several statements that must stand or fall together takes the session.
     """
-    database: Database = request.app.state.db
-    async with database.session_factory() as session:
+
+    __slots__ = ("_connection", "_gate")
+
+    def __init__(self, gate: PoolGate) -> None:
+        self._gate = gate
+        self._connection: AsyncConnection | None = None
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._gate.dialect
+
+    async def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> CursorResult[Any]:
+        connection = self._connection or await self._checkout()
+        return await connection.execute(statement, parameters)
+
+    async def scalar(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Any:
+        connection = self._connection or await self._checkout()
+        return await connection.scalar(statement, parameters)
+
+    async def release(self) -> None:
+        """Give the connection back now; a later statement checks out another."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._gate.checkin(connection)
+
+    async def _checkout(self) -> AsyncConnection:
+        self._connection = await self._gate.checkout()
+        return self._connection
+
+
+class _RequestHandles:
+    """What one request holds: its autocommit connection and, once asked for, its session."""
+
+    __slots__ = ("connection", "database", "session")
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.connection = Connection(database.gate)
+        self.session: AsyncSession | None = None
+
+    async def close(self, *, commit: bool) -> None:
         try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
+            if self.session is not None:
+                # In a task of its own, shielded: a request cancelled now (a server ending its
+                # graceful shutdown cancels what is left) still ends its transaction, all or
+                # nothing, and gives the connection back; the cancellation is raised after.
+                await asyncio.shield(_end(self.session, commit=commit))
+        finally:
+            await self.connection.release()
+
+
+async def _end(session: AsyncSession, *, commit: bool) -> None:
+    async with session:
+        await (session.commit() if commit else session.rollback())
+
+
+_HANDLES = "app.database.handles"
+
+
+class HandlesRoute(APIRoute):
+    """A route whose endpoint gets its database handles from this module, closed as it returns."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            handles = request.scope[_HANDLES] = _RequestHandles(request.app.state.db)
+            try:
+                response = await handler(request)
+            except BaseException:
+                try:
+                    await handles.close(commit=False)
+                except Exception:
+                    # The endpoint's error is the one to answer with; a rollback that fails too
+                    # (the connection is gone) only means there is nothing left to undo.
+                    logger.warning("rollback after a failed request failed as well", exc_info=True)
+                raise
+            await handles.close(commit=True)
+            return response
+
+        return handle
+
+
+def check_routes(routes: Iterable[BaseRoute]) -> None:
+    """At startup rather than at the first request: every API route closes its handles."""
+    for route in routes:
+        if isinstance(route, APIRoute) and not isinstance(route, HandlesRoute):
+            raise TypeError(f"{route.path}: API routes must be HandlesRoute (APIRouter(route_class=HandlesRoute))")
+
+
+def _handles(request: Request) -> _RequestHandles:
+    try:
+        handles: _RequestHandles = request.scope[_HANDLES]
+    except KeyError:
+        raise RuntimeError("a route that takes database handles must be a HandlesRoute (route_class=)") from None
+    return handles
+
+
+def request_connection(request: Request) -> Connection:
+    """The request's connection, for a dependency that takes the request anyway: one dependency
+    fewer for FastAPI to resolve on nearly every request (the caller's)."""
+    return _handles(request).connection
+
+
+async def _connection(request: Request) -> Connection:
+    # async although it awaits nothing: FastAPI runs a plain `def` dependency in a worker thread.
+    return _handles(request).connection
+
+
+async def _session(request: Request) -> AsyncSession:
+    handles = _handles(request)
+    if handles.session is None:
+        handles.session = handles.database.session_factory()
+    return handles.session
 
 
 async def _database(request: Request) -> Database:
@@ -263,12 +218,11 @@ async def _database(request: Request) -> Database:
     return database
 
 
-SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
-"""The unit of work of a request that writes."""
+ConnectionDep = Annotated[Connection, Depends(_connection)]
+"""The request's autocommit connection: reads and one-statement writes."""
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+"""The request's unit of work: committed before the response starts, rolled back on an error."""
 
 DatabaseDep = Annotated[Database, Depends(_database)]
-"""What a request that only reads takes: it reads inside `async with database.reading() as connection`,
-with Core statements whose rows go straight into the response models -- no session, identity map
-or ORM objects to build. (A context manager in the handler rather than a generator dependency:
-FastAPI's machinery for those cost more per request than the query, and the connection goes back
-to the pool before the response is serialised.)"""
+"""The app's database itself, for what is not a request's data: readiness."""

@@ -1,31 +1,47 @@
-"""The ASGI app: `app.main:app`, or `create_app(settings)` for tests and embedding."""
+"""The ASGI app: `app.main:app`, or `create_app(settings)` for tests and embedding.
+
+`python -m app serve` runs it through `app.serving`, which adds the process-level tuning.
+"""
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.auth.router import router as auth_router
 from app.comments.router import router as comments_router
 from app.config import Settings, get_settings
-from app.database import Database
-from app.errors import install_error_handlers
+from app.database import Database, HandlesRoute, check_routes
+from app.error_handlers import install_error_handlers
 from app.health.router import router as health_router
 from app.migrations import check_revision, migrate
 from app.posts.router import router as posts_router
+from app.users import service as users
+from app.users.errors import EmailTaken
 from app.users.router import router as users_router
-from app.users.service import ensure_admin
 
 logger = logging.getLogger("app")
 
 
 class StartupError(RuntimeError):
     """Startup could not complete; the message says why in one line."""
+
+
+async def _bootstrap_admin(database: Database, *, email: str, password: str, name: str) -> None:
+    """The ADMIN_* account, in a unit of work of its own. Several workers starting at once race
+    to create it: whoever loses tries again, and finds and promotes the row the winner wrote."""
+    for _ in range(2):
+        try:
+            async with database.unit_of_work() as session:
+                await users.ensure_admin(session, email=email, password=password, name=name)
+        except (EmailTaken, IntegrityError):
+            continue
+        return
+    raise RuntimeError(f"could not create or promote the admin account {email}")
 
 
 @asynccontextmanager
@@ -44,27 +60,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 # requests get 503s, /health/ready says why, and service resumes when it is back.
                 logger.warning("could not check the database's revision at startup: %s", type(exc).__name__)
         if settings.admin_email and settings.admin_password:
-            await ensure_admin(
-                database.session_factory,
-                email=settings.admin_email,
-                password=settings.admin_password.get_secret_value(),
-                name=settings.admin_name,
-            )
+            password = settings.admin_password.get_secret_value()
+            await _bootstrap_admin(database, email=settings.admin_email, password=password, name=settings.admin_name)
     except Exception as exc:  # noqa: BLE001 -- any startup failure becomes one clear line
         await database.dispose()
         target = database.engine.url.render_as_string(hide_password=True)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StartupError(f"startup failed against {target}: {type(exc).__name__}: {reason}") from None
-    # Everything built so far (modules, models, schemas, compiled statements) lives as long as the
-    # process: moved out of the collector's sight, a full collection no longer walks it all, which
-    # showed as p99 latency spikes under load.
-    gc.collect()
-    gc.freeze()
-    # A request allocates a few thousand objects and frees nearly all of them by reference
-    # counting; at the default threshold (700) the youngest generation was still collected a few
-    # times per request. Less often: fewer collections, each as short (what is young is mostly dead).
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(20_000, older, oldest)
     try:
         yield
     finally:
@@ -82,12 +84,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Creating the engine opens no connection; the first request (or the migration) does.
     app.state.db = Database.from_settings(settings)
+    # Routes added to the app itself (embedding, tests) get their database handles the same way.
+    app.router.route_class = HandlesRoute
     install_error_handlers(app)
     for router in (health_router, auth_router, users_router, posts_router, comments_router):
         # The routes themselves, not the router: each APIRouter already gave its routes their full
         # path and tags, and FastAPI matches an included router's routes through a wrapper per
         # router, which cost about as much per request as our whole dependency tree.
         app.router.routes.extend(router.routes)
+    check_routes(app.router.routes)
     return app
 
 

@@ -7,13 +7,12 @@ from functools import lru_cache
 import anyio
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
 from alembic.util import CommandError
-from sqlalchemy import text
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import PROJECT_ROOT
 
@@ -78,21 +77,17 @@ async def migrate(engine: AsyncEngine) -> bool:
 
 async def check_revision(engine: AsyncEngine) -> str | None:
     """The database's revision; UnknownRevision when a newer release migrated it."""
-    async with engine.connect() as connection:
-        current = await current_revision(connection)
+    current = await database_revision(engine)
     if current is not None and not is_known(current):
         raise UnknownRevision(current)
     return current
 
 
-async def current_revision(connection: AsyncConnection) -> str | None:
-    """The revision the database is at; None when it was never migrated."""
-    try:
-        result = await connection.execute(text("SELECT version_num FROM alembic_version"))
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise
-        # No alembic_version table: a database nobody has migrated yet.
-        await connection.rollback()
-        return None
-    return result.scalar_one_or_none()
+async def database_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, as Alembic reads it; None when it was never migrated."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current_revision)
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()

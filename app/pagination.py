@@ -1,9 +1,8 @@
 """Pagination shared by the list endpoints: offset parameters, signed keyset cursors, the envelope.
 
 Offset pages (`skip`, `limit`) are what people expect. Cursor pages continue strictly after the
-last row of the previous page in the same ordering, so a walk sees each row once even while rows
-are inserted, and page 25,000 costs what page 1 costs: the cursor's position becomes a range
-condition an index answers, instead of rows to skip.
+last row of the previous page in the same ordering (`app.keyset`), so a walk sees each row once
+even while rows are inserted, and page 25,000 costs what page 1 costs.
 
 `total` is counted only when the query asks for it (`include=total`), in either mode. Counting
 means visiting every matching row: over a million posts that is tens of milliseconds, a hundred
@@ -23,9 +22,9 @@ from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, or_
 
 from app.errors import InvalidValue
+from app.keyset import Position
 
 MAX_LIMIT = 100
 # Far beyond any real page; keeps OFFSET inside the range every database accepts.
@@ -102,14 +101,6 @@ class InvalidCursor(ValueError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Where a page ended: the sort value and id of its last row."""
-
-    value: Any
-    id: int
-
-
 # How each kind of sort value travels inside a cursor, and comes back.
 _ENCODE: dict[type, Callable[[Any], Any]] = {datetime: datetime.isoformat, int: int, str: str}
 _DECODE: dict[str, Callable[[Any], Any]] = {"datetime": datetime.fromisoformat, "int": int, "str": str}
@@ -169,20 +160,3 @@ def start_position(params: CursorPageParams, *, scope: str, secret: str) -> Posi
 def next_cursor(last: Position | None, *, scope: str, secret: str) -> str | None:
     """The cursor after `last`, the final row of a page that has more after it."""
     return None if last is None else encode_cursor(last, scope=scope, secret=secret)
-
-
-def after(
-    sort: SQLColumnExpression[Any], id_: SQLColumnExpression[int], value: Any, last_id: Any, *, descending: bool
-) -> ColumnElement[bool]:
-    """Rows strictly after (`value`, `last_id`) in ORDER BY sort, id (both in the same direction).
-
-    The position is given as values or as bound parameters (for a statement built once).
-    Written as `sort <= v AND (sort < v OR id < i)` rather than a row comparison: the leading
-    bound lets every backend (MariaDB included) turn it into an index range.
-    """
-    if sort is id_:
-        by_id: ColumnElement[bool] = id_ < last_id if descending else id_ > last_id
-        return by_id
-    if descending:
-        return and_(sort <= value, or_(sort < value, id_ < last_id))
-    return and_(sort >= value, or_(sort > value, id_ > last_id))

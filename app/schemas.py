@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from fastapi import Response
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class ModelResponse(Response):
@@ -37,3 +38,21 @@ def _reject_null(value: object) -> object:
 def not_nullable(*fields: str) -> Any:
     """For PATCH bodies: these fields may be left out (unchanged), but not sent as null."""
     return field_validator(*fields)(_reject_null)
+
+
+class AuthorRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+
+
+class PostSummary(BaseModel):
+    """A post as listed under its author."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    views: int
+    created_at: datetime

@@ -1,21 +1,19 @@
-"""Who is calling, as read when the request began."""
+"""Who is calling, as read when the request began, and the one rule about what they may manage."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-
-from app.database import AnyRow
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
     """The authenticated caller's account: plain values, not an ORM object.
 
-    Read on the read engine before the request's unit of work starts, so authenticating costs no
-    session, and a write request's transaction begins only when it first touches the database
-    (hashing a new password, say, happens before it holds a connection). Rules need the id and
-    the flags; `/users/me` shows the rest.
+    Read on the request's autocommit connection, which is given back before the endpoint runs,
+    so authenticating holds no connection while a write request hashes a new password, say.
+    Rules need the id and the flags; `/users/me` shows the rest.
     """
 
     id: int
@@ -29,7 +27,7 @@ class Viewer:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: AnyRow) -> Viewer:
+    def from_row(cls, row: Any) -> Viewer:
         return cls(
             id=row.id,
             email=row.email,
@@ -41,3 +39,9 @@ class Viewer:
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+def may_manage(viewer: Viewer | None, owner_id: int) -> bool:
+    """Owners and admins may change and delete a thing (an account, a post, a comment), and see an
+    account's email."""
+    return viewer is not None and (viewer.is_admin or viewer.id == owner_id)

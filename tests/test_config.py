@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from app.config import PROJECT_ROOT, ConfigError, Settings, load_settings, to_async_url
-from app.database import engine_options
+from app.engines import engine_options
 
 
 @pytest.mark.parametrize(

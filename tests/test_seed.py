@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import PROJECT_ROOT
 from app.models import Comment, Post, User
 from app.seed import SEED_PASSWORD, seed
+from app.seed.pipeline import made_ahead
+from app.seed.world import Row, Table
 
 
 async def test_seed_fills_every_table_with_usable_data(
@@ -154,3 +162,81 @@ async def _schema(session_factory: async_sessionmaker[AsyncSession]) -> list[tup
             )
         )
         return [tuple(row) for row in rows]
+
+
+def test_the_api_and_the_cli_import_no_seed_code() -> None:
+    # A fresh interpreter: this one imported the seed package above.
+    code = (
+        "import json, sys\n"
+        "import app.cli, app.main\n"
+        "def seed_modules(): return sorted(m for m in sys.modules if m == 'app.seed' or m.startswith('app.seed.'))\n"
+        "served = seed_modules()\n"
+        "from app.seed import SEED_PASSWORD\n"
+        "print(json.dumps([served, seed_modules()]))\n"
+    )
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    served, for_the_help_text = json.loads(result.stdout)
+    assert served == []
+    # What the CLI's help text takes: the package's __init__, none of the code it names.
+    assert for_the_help_text == ["app.seed"]
+
+
+def _table(made: list[int], chunks: int, *, name: str = "t", fail_at: int | None = None) -> Table:
+    """A table of `chunks` one-row chunks that records, in `made`, each chunk as it is made."""
+
+    def generate() -> Iterator[list[Row]]:
+        for number in range(chunks):
+            if number == fail_at:
+                raise RuntimeError(f"chunk {number} cannot be made")
+            made.append(number)
+            yield [(number,)]
+
+    return Table(name, ("n",), chunks, generate())
+
+
+async def test_rows_are_made_a_bounded_number_of_chunks_ahead() -> None:
+    made: list[int] = []
+    tables = [_table(made, 50), _table(made, 50)]
+    async with made_ahead(tables, lambda _table, rows: rows, chunks={"t": 3}) as feeds:
+        taken = [await anext(feeds[0])]
+        await anyio.sleep(0.2)  # time enough for the worker to fill every place it has
+        # Three waiting in the stream, one made and waiting for room, and the one taken.
+        assert len(made) <= 5
+        taken += [chunk for feed in feeds async for chunk in feed]
+    assert taken == [(1, [(n,)]) for n in range(50)] * 2
+
+
+async def test_a_chunk_that_cannot_be_made_fails_the_load_with_its_own_error() -> None:
+    made: list[int] = []
+    taken: list[tuple[str, int]] = []
+    tables = [_table(made, 2, name="first"), _table(made, 50, name="second", fail_at=7)]
+
+    async def load() -> None:
+        async with made_ahead(tables, lambda _table, rows: rows, chunks={"first": 10, "second": 10}) as feeds:
+            await anyio.sleep(0.2)  # time enough for the worker to get to the failure
+            for table, feed in zip(tables, feeds, strict=True):
+                async for _, rows in feed:
+                    taken.append((table.name, rows[0][0]))
+
+    with pytest.raises(RuntimeError, match="chunk 7 cannot be made"):  # as raised: no ExceptionGroup
+        await load()
+    # Where it happened: the table made before it came through whole, then the chunks before it.
+    assert taken == [("first", 0), ("first", 1)] + [("second", n) for n in range(7)]
+
+
+async def test_a_load_that_fails_stops_the_worker_and_keeps_its_own_error() -> None:
+    made: list[int] = []
+
+    async def load() -> None:
+        async with made_ahead([_table(made, 1000)], lambda _table, rows: rows, chunks={"t": 3}) as feeds:
+            await anext(feeds[0])
+            raise LookupError("the database said no")
+
+    with pytest.raises(LookupError, match="the database said no"):  # as raised: no ExceptionGroup
+        await load()
+    # The worker stopped at the next chunk it had made, before the block's end was passed on.
+    stopped_at = len(made)
+    await anyio.sleep(0.1)
+    assert len(made) == stopped_at <= 6

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from app.auth.viewer import Viewer
+from app.auth import repository
 from app.config import Settings
-from app.database import Database
+from app.database import request_connection
 from app.errors import InvalidToken, NotAuthenticated
 from app.security import decode_access_token, password_fingerprint
-from app.users import repository as users
+from app.viewer import Viewer
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
@@ -21,18 +21,18 @@ async def _optional_user(request: Request, token: Annotated[str | None, Depends(
     """None for an anonymous caller; a token that is present but not valid is a 401, not anonymity."""
     if token is None:
         return None
-    # Settings and database straight from the app, not as dependencies: this runs on nearly every
-    # request, and each dependency FastAPI resolves costs more than these two lookups.
+    # Settings and the connection straight from the app and the request, not as dependencies:
+    # this runs on nearly every request, and each dependency FastAPI resolves costs more.
     settings: Settings = request.app.state.settings
     claims = decode_access_token(token, secret=settings.jwt_secret)
     if claims is None:
         raise InvalidToken()
     # Checked on every request, so deleting or deactivating an account, or changing its
-    # password, takes effect at once rather than when the token expires. A connection of its
-    # own, given back at once: the lookup is not part of the request's unit of work.
-    database: Database = request.app.state.db
-    async with database.reading() as connection:
-        account = await users.read_account(connection, claims.user_id)
+    # password, takes effect at once rather than when the token expires. The connection goes
+    # back at once: a write request must not hold it through its unit of work (or a hash).
+    connection = request_connection(request)
+    account = await repository.read_account(connection, claims.user_id)
+    await connection.release()
     if (
         account is None
         or not account.is_active

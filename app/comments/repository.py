@@ -1,22 +1,22 @@
-"""Every query on `comments`. Flushes, never commits."""
+"""Every query on `comments`. Receives the session or connection it runs on; never commits."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ForeignKeyConstraint, Integer, Select, Table, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.comments.errors import CommentNotFound
-from app.database import AnyRow
+from app.database import Connection
 from app.integrity import violates_foreign_key
+from app.keyset import Position, after
 from app.models import Base, Comment, Post, User
-from app.pagination import Position, after
 from app.posts.errors import PostNotFound
+from app.rows import with_author
 
 _POST_FOREIGN_KEY: ForeignKeyConstraint = next(
     fk for fk in Base.metadata.tables["comments"].foreign_key_constraints if fk.referred_table.name == "posts"
@@ -71,7 +71,7 @@ async def delete_by_id(session: AsyncSession, comment_id: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-# Reads: Core statements on the read connection of a GET request, each comment with its author's name.
+# Reads: Core statements on the request's autocommit connection, each comment with its author's name.
 _comments: Table = Comment.__table__  # type: ignore[assignment]
 _users: Table = User.__table__  # type: ignore[assignment]
 _WITH_AUTHOR = select(*_comments.c, _users.c.name.label("author_name")).join_from(
@@ -98,17 +98,19 @@ _FIRST_PAGE, _PAGE_AFTER = _page(after_cursor=False), _page(after_cursor=True)
 
 
 async def page(
-    connection: AsyncConnection, *, post_id: int, skip: int, limit: int, start_after: Position | None
-) -> tuple[Sequence[AnyRow], bool]:
-    """A page of a post's comments, oldest first (ties by id), and whether more follow."""
+    connection: Connection, *, post_id: int, skip: int, limit: int, start_after: Position | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of a post's comments with their `author`, oldest first (ties by id), and whether more follow."""
     values: dict[str, Any] = {"post_id": post_id, "skip": skip, "limit": limit + 1}
     if start_after is not None:
         values |= {"cursor_value": start_after.value, "cursor_id": start_after.id}
     statement = _FIRST_PAGE if start_after is None else _PAGE_AFTER
     comments = (await connection.execute(statement, values)).all()
-    return comments[:limit], len(comments) > limit
+    return with_author(comments[:limit]), len(comments) > limit
 
 
-async def count(connection: AsyncConnection, post_id: int) -> int:
-    statement = select(func.count()).select_from(_comments).where(_comments.c.post_id == post_id)
-    return await connection.scalar(statement) or 0
+_COUNT = select(func.count()).select_from(_comments).where(_comments.c.post_id == bindparam("post_id"))
+
+
+async def count(connection: Connection, post_id: int) -> int:
+    return await connection.scalar(_COUNT, {"post_id": post_id}) or 0

@@ -7,14 +7,14 @@ from fastapi import APIRouter, Query, status
 from app.auth.dependencies import CurrentUser
 from app.comments import service
 from app.comments.schemas import CommentCreate, CommentRead, CommentUpdate
-from app.database import DatabaseDep, SessionDep
+from app.database import ConnectionDep, HandlesRoute, SessionDep
 from app.dependencies import SettingsDep
 from app.errors import error_responses
 from app.pagination import CursorPage, CursorPageParams
 from app.params import CommentId, PostId
 from app.schemas import Deleted, ModelResponse
 
-router = APIRouter(tags=["comments"])
+router = APIRouter(tags=["comments"], route_class=HandlesRoute)
 
 
 @router.post(
@@ -30,11 +30,10 @@ async def create_comment(post_id: PostId, data: CommentCreate, session: SessionD
 
 @router.get("/posts/{post_id}/comments", response_model=CursorPage[CommentRead], responses=error_responses(404, 503))
 async def list_comments(
-    post_id: PostId, params: Annotated[CursorPageParams, Query()], database: DatabaseDep, settings: SettingsDep
+    post_id: PostId, params: Annotated[CursorPageParams, Query()], connection: ConnectionDep, settings: SettingsDep
 ) -> ModelResponse:
     """A post's comments, oldest first; by offset or by cursor like `GET /posts`."""
-    async with database.reading() as connection:
-        result = await service.list_comments(connection, post_id, params, secret=settings.jwt_secret)
+    result = await service.list_comments(connection, post_id, params, secret=settings.jwt_secret)
     return ModelResponse(result.to_page(CommentRead, params))
 
 

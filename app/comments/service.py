@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.viewer import Viewer
 from app.comments import repository
 from app.comments.errors import CommentNotFound, MayNotDeleteComment, NotCommentAuthor
-from app.comments.schemas import CommentCreate, CommentRead, CommentUpdate
+from app.comments.schemas import COMMENTS, CommentCreate, CommentRead, CommentUpdate
+from app.database import Connection
 from app.errors import InvalidValue
+from app.keyset import Position
 from app.models import Comment
-from app.pagination import CursorPageParams, Position, Slice, next_cursor, start_position
-from app.posts import repository as posts
-from app.posts.errors import PostNotFound
+from app.pagination import CursorPageParams, Slice, next_cursor, start_position
+from app.posts import service as posts
+from app.viewer import Viewer, may_manage
 
 
 async def add_comment(session: AsyncSession, post_id: int, data: CommentCreate, *, author: Viewer) -> CommentRead:
@@ -24,7 +25,7 @@ async def update_comment(session: AsyncSession, comment_id: int, data: CommentUp
     comment = await repository.get(session, comment_id)
     if comment is None:
         raise CommentNotFound()
-    if not (viewer.is_admin or viewer.id == comment.author_id):
+    if not may_manage(viewer, comment.author_id):
         raise NotCommentAuthor()
     comment.body = data.body
     await repository.flush(session)
@@ -36,33 +37,28 @@ async def delete_comment(session: AsyncSession, comment_id: int, *, viewer: View
     authors = await repository.get_authors(session, comment_id)
     if authors is None:
         raise CommentNotFound()
-    if not (viewer.is_admin or viewer.id in authors):
+    if not any(may_manage(viewer, author_id) for author_id in authors):
         raise MayNotDeleteComment()
     if not await repository.delete_by_id(session, comment_id):  # deleted by someone else meanwhile
         raise CommentNotFound()
 
 
 async def list_comments(
-    connection: AsyncConnection, post_id: int, params: CursorPageParams, *, secret: str
+    connection: Connection, post_id: int, params: CursorPageParams, *, secret: str
 ) -> Slice[CommentRead]:
     scope = f"comments:{post_id}"
     try:
         start_after = start_position(params, scope=scope, secret=secret)
     except InvalidValue:
-        await _ensure_post(connection, post_id)  # a missing post is a 404, whatever the cursor
+        await posts.ensure_exists(connection, post_id)  # a missing post is a 404, whatever the cursor
         raise
-    rows, has_more = await repository.page(
+    comments, has_more = await repository.page(
         connection, post_id=post_id, skip=params.skip, limit=params.limit, start_after=start_after
     )
-    if not rows:
+    if not comments:
         # Comments prove their post exists: only an empty page needs to ask (one statement, not
         # two, for nearly every request).
-        await _ensure_post(connection, post_id)
+        await posts.ensure_exists(connection, post_id)
     total = await repository.count(connection, post_id) if params.with_total else None
-    last = Position(rows[-1].created_at, rows[-1].id) if has_more else None
-    return Slice(CommentRead.from_rows(rows), total, next_cursor(last, scope=scope, secret=secret))
-
-
-async def _ensure_post(connection: AsyncConnection, post_id: int) -> None:
-    if not await posts.read_exists(connection, post_id):
-        raise PostNotFound()
+    last = Position(comments[-1]["created_at"], comments[-1]["id"]) if has_more else None
+    return Slice(COMMENTS.validate_python(comments), total, next_cursor(last, scope=scope, secret=secret))

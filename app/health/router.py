@@ -2,15 +2,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.database import Database
-from app.migrations import current_revision, head_revision
+from app.database import DatabaseDep, HandlesRoute
+from app.migrations import database_revision, head_revision
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(prefix="/health", tags=["health"], route_class=HandlesRoute)
 
 
 class Health(BaseModel):
@@ -27,13 +27,13 @@ async def live() -> Health:
 
 
 @router.get("/ready", response_model=Health, responses={503: {"model": Health, "description": "Not ready"}})
-async def ready(request: Request) -> Health | JSONResponse:
+async def ready(database: DatabaseDep) -> Health | JSONResponse:
     """200 when the database answers and is migrated to this code's head revision, else 503."""
-    database: Database = request.app.state.db
     expected = head_revision()
     try:
-        async with database.engine.connect() as connection:
-            revision = await current_revision(connection)
+        # On the transactional pool, not in line with the requests for the autocommit one: a
+        # saturated service is still ready, and says so promptly.
+        revision = await database_revision(database.engine)
     except (SQLAlchemyError, OSError) as exc:
         # Whatever stops us from asking -- down, starting up, full, misconfigured -- is "not ready".
         return _unavailable(f"database unavailable: {type(exc).__name__}", None, expected)

@@ -13,9 +13,6 @@ if TYPE_CHECKING:
 
 EMAIL_MAX_LENGTH = 255
 NAME_MAX_LENGTH = 100
-_EMAIL_TYPE = String(EMAIL_MAX_LENGTH).with_variant(
-    mysql.VARCHAR(EMAIL_MAX_LENGTH, collation="utf8mb4_bin"), "mysql", "mariadb"
-)
 SLUG_MAX_LENGTH = 120
 # Byte order on every backend: slugs are ASCII, and finding the next free `name-<n>` is an index
 # range scan only when the collation does not skip the `-` (PostgreSQL's locales do).
@@ -29,7 +26,6 @@ _SLUG_TYPE = (
 class User(TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
-        Index(None, "email", "is_active"),
         # The default listing order (newest first, ties by id): an index range, not a sort of
         # every user on every page.
         Index(None, "created_at", "id"),

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.auth.dependencies import CurrentUser
-from app.database import DatabaseDep, SessionDep
+from app.database import ConnectionDep, HandlesRoute, SessionDep
 from app.dependencies import SettingsDep
 from app.errors import error_responses
 from app.pagination import CursorPage
@@ -14,32 +14,29 @@ from app.posts import service
 from app.posts.schemas import PostCreate, PostListParams, PostRead, PostUpdate, PostViews
 from app.schemas import Deleted, ModelResponse
 
-router = APIRouter(prefix="/posts", tags=["posts"])
+router = APIRouter(prefix="/posts", tags=["posts"], route_class=HandlesRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PostRead, responses=error_responses(401, 503))
-async def create_post(data: PostCreate, database: DatabaseDep, author: CurrentUser) -> ModelResponse:
+async def create_post(data: PostCreate, connection: ConnectionDep, author: CurrentUser) -> ModelResponse:
     """Write a post as the caller."""
-    post = await service.create_post(database, data, author=author)
+    post = await service.create_post(connection, data, author=author)
     return ModelResponse(post, status.HTTP_201_CREATED, {"Location": f"/posts/{post.id}"})
 
 
 @router.get("", response_model=CursorPage[PostRead], responses=error_responses(503))
 async def list_posts(
-    params: Annotated[PostListParams, Query()], database: DatabaseDep, settings: SettingsDep
+    params: Annotated[PostListParams, Query()], connection: ConnectionDep, settings: SettingsDep
 ) -> ModelResponse:
     """List posts by offset (`skip`) or by cursor (`cursor`); `total` with `include=total`."""
-    async with database.reading() as connection:
-        result = await service.list_posts(connection, params, author_id=params.author_id, secret=settings.jwt_secret)
+    result = await service.list_posts(connection, params, author_id=params.author_id, secret=settings.jwt_secret)
     return ModelResponse(result.to_page(PostRead, params))
 
 
 @router.get("/{post_id}", response_model=PostRead, responses=error_responses(404, 503))
-async def read_post(post_id: PostId, database: DatabaseDep) -> ModelResponse:
+async def read_post(post_id: PostId, connection: ConnectionDep) -> ModelResponse:
     """A post with its author."""
-    async with database.reading() as connection:
-        post = await service.read_post(connection, post_id)
-    return ModelResponse(post)
+    return ModelResponse(await service.read_post(connection, post_id))
 
 
 @router.patch("/{post_id}", response_model=PostRead, responses=error_responses(401, 403, 404, 503))
@@ -56,6 +53,6 @@ async def delete_post(post_id: PostId, session: SessionDep, viewer: CurrentUser)
 
 
 @router.post("/{post_id}/views", response_model=PostViews, responses=error_responses(404, 503))
-async def add_view(post_id: PostId, database: DatabaseDep) -> ModelResponse:
+async def add_view(post_id: PostId, connection: ConnectionDep) -> ModelResponse:
     """Count one view; exact under any number of concurrent calls."""
-    return ModelResponse(PostViews(id=post_id, views=await service.add_view(database, post_id)))
+    return ModelResponse(PostViews(id=post_id, views=await service.add_view(connection, post_id)))

@@ -4,33 +4,36 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.viewer import Viewer
-from app.database import Database
+from app.database import Connection
+from app.keyset import Position
 from app.models import Post
-from app.pagination import Position, Slice, next_cursor, start_position
+from app.pagination import Slice, next_cursor, start_position
 from app.posts import repository
 from app.posts.errors import NotPostAuthor, PostNotFound
 from app.posts.repository import ORDER_COLUMNS, PostFilter
-from app.posts.schemas import PostCreate, PostQuery, PostRead, PostUpdate
+from app.posts.schemas import POSTS, PostCreate, PostQuery, PostRead, PostUpdate
+from app.viewer import Viewer, may_manage
 
 
-def may_manage(viewer: Viewer, author_id: int) -> bool:
-    return viewer.is_admin or viewer.id == author_id
-
-
-async def create_post(database: Database, data: PostCreate, *, author: Viewer) -> PostRead:
-    row = await repository.insert_post(database, title=data.title, content=data.content, author_id=author.id)
+async def create_post(connection: Connection, data: PostCreate, *, author: Viewer) -> PostRead:
+    post = await repository.insert_post(connection, title=data.title, content=data.content, author_id=author.id)
     # The response shows the author: the caller, already known -- no query for it.
-    return PostRead.from_row(row, author_name=author.name)
+    post["author"] = {"id": author.id, "name": author.name}
+    return PostRead.model_validate(post)
 
 
-async def read_post(connection: AsyncConnection, post_id: int) -> PostRead:
-    row = await repository.read(connection, post_id)
-    if row is None:
+async def read_post(connection: Connection, post_id: int) -> PostRead:
+    post = await repository.read(connection, post_id)
+    if post is None:
         raise PostNotFound()
-    return PostRead.from_row(row)
+    return PostRead.model_validate(post)
+
+
+async def ensure_exists(connection: Connection, post_id: int) -> None:
+    if not await repository.exists(connection, post_id):
+        raise PostNotFound()
 
 
 async def update_post(session: AsyncSession, post_id: int, data: PostUpdate, *, viewer: Viewer) -> Post:
@@ -55,21 +58,21 @@ async def delete_post(session: AsyncSession, post_id: int, *, viewer: Viewer) ->
         raise PostNotFound()
 
 
-async def add_view(database: Database, post_id: int) -> int:
-    views = await repository.increment_views(database, post_id)
+async def add_view(connection: Connection, post_id: int) -> int:
+    views = await repository.increment_views(connection, post_id)
     if views is None:
         raise PostNotFound()
     return views
 
 
 async def list_posts(
-    connection: AsyncConnection, params: PostQuery, *, author_id: int | None, secret: str
+    connection: Connection, params: PostQuery, *, author_id: int | None, secret: str
 ) -> Slice[PostRead]:
     """One page by offset or cursor; the total only when asked for (see app.pagination)."""
     filters = PostFilter(author_id=author_id, q=params.q)
     scope = _cursor_scope(params, filters)
     start_after = start_position(params, scope=scope, secret=secret)
-    rows, has_more = await repository.page(
+    posts, has_more = await repository.page(
         connection,
         filters=filters,
         order_by=params.order_by,
@@ -80,8 +83,8 @@ async def list_posts(
     )
     total = await repository.count(connection, filters) if params.with_total else None
     sort_key = ORDER_COLUMNS[params.order_by].key
-    last = Position(getattr(rows[-1], sort_key), rows[-1].id) if has_more else None
-    return Slice(PostRead.from_rows(rows), total, next_cursor(last, scope=scope, secret=secret))
+    last = Position(posts[-1][sort_key], posts[-1]["id"]) if has_more else None
+    return Slice(POSTS.validate_python(posts), total, next_cursor(last, scope=scope, secret=secret))
 
 
 def _cursor_scope(params: PostQuery, filters: PostFilter) -> str:

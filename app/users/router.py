@@ -7,14 +7,12 @@ from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel
 
 from app.auth.dependencies import CurrentUser, OptionalUser
-from app.auth.viewer import Viewer
-from app.database import DatabaseDep, SessionDep, row_dict
+from app.database import ConnectionDep, HandlesRoute, SessionDep
 from app.dependencies import SettingsDep
 from app.errors import error_responses
 from app.models.user import SLUG_MAX_LENGTH
 from app.pagination import CursorPage, Page
 from app.params import UserId
-from app.posts import service as posts_service
 from app.posts.schemas import PostQuery, PostRead
 from app.schemas import Deleted, ModelResponse
 from app.users import service
@@ -29,19 +27,18 @@ from app.users.schemas import (
     UserRead,
     UserUpdate,
 )
+from app.viewer import Viewer, may_manage
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=HandlesRoute)
 
 
 def present(user: dict[str, Any], viewer: Viewer | None) -> UserListItem:
     """The profile as `viewer` may see it: the email only for its owner and admins; with the
     user's recent posts when the row brought them (`include=posts`)."""
     if "posts" in user:
-        schema: type[UserListItem] = (
-            UserPrivateWithPosts if service.can_manage(viewer, user["id"]) else UserPublicWithPosts
-        )
+        schema: type[UserListItem] = UserPrivateWithPosts if may_manage(viewer, user["id"]) else UserPublicWithPosts
     else:
-        schema = UserPrivate if service.can_manage(viewer, user["id"]) else UserPublic
+        schema = UserPrivate if may_manage(viewer, user["id"]) else UserPublic
     return schema.model_validate(user)
 
 
@@ -67,11 +64,10 @@ async def create_user(data: UserCreate, session: SessionDep, response: Response)
 
 @router.get("", response_model=Page[UserListItem], responses=error_responses(401, 403, 503))
 async def list_users(
-    params: Annotated[UserListParams, Query()], database: DatabaseDep, viewer: OptionalUser
+    params: Annotated[UserListParams, Query()], connection: ConnectionDep, viewer: OptionalUser
 ) -> ModelResponse:
     """List users; deactivated users and the email-domain filter are for admins."""
-    async with database.reading() as connection:
-        users, total = await service.list_users(connection, params, viewer=viewer)
+    users, total = await service.list_users(connection, params, viewer=viewer)
     items = [present(user, viewer) for user in users]
     kinds = {type(item) for item in items}
     page_type = _page_type(kinds.pop() if len(kinds) == 1 else None)
@@ -87,35 +83,31 @@ async def read_current_user(user: CurrentUser) -> UserPrivate:
 
 @router.get("/by-slug/{slug}", response_model=UserRead, responses=error_responses(401, 404, 503))
 async def read_user_by_slug(
-    slug: Annotated[str, Path(max_length=SLUG_MAX_LENGTH)], database: DatabaseDep, viewer: OptionalUser
+    slug: Annotated[str, Path(max_length=SLUG_MAX_LENGTH)], connection: ConnectionDep, viewer: OptionalUser
 ) -> ModelResponse:
     """A profile by its slug, seen as `GET /users/{id}` shows it."""
-    async with database.reading() as connection:
-        user = await service.get_visible_by_slug(connection, slug, viewer=viewer)
-    return ModelResponse(present(row_dict(user), viewer))
+    user = await service.get_visible_by_slug(connection, slug, viewer=viewer)
+    return ModelResponse(present(user, viewer))
 
 
 @router.get("/{user_id}/posts", response_model=CursorPage[PostRead], responses=error_responses(401, 404, 503))
 async def list_user_posts(
     user_id: UserId,
     params: Annotated[PostQuery, Query()],
-    database: DatabaseDep,
+    connection: ConnectionDep,
     viewer: OptionalUser,
     settings: SettingsDep,
 ) -> ModelResponse:
     """One author's posts, paged and ordered like `GET /posts`."""
-    async with database.reading() as connection:
-        await service.get_visible(connection, user_id, viewer=viewer)
-        result = await posts_service.list_posts(connection, params, author_id=user_id, secret=settings.jwt_secret)
+    result = await service.list_posts_of(connection, user_id, params, viewer=viewer, secret=settings.jwt_secret)
     return ModelResponse(result.to_page(PostRead, params))
 
 
 @router.get("/{user_id}", response_model=UserRead, responses=error_responses(401, 404, 503))
-async def read_user(user_id: UserId, database: DatabaseDep, viewer: OptionalUser) -> ModelResponse:
+async def read_user(user_id: UserId, connection: ConnectionDep, viewer: OptionalUser) -> ModelResponse:
     """A profile; the email is shown to its owner and to admins only."""
-    async with database.reading() as connection:
-        user = await service.get_visible(connection, user_id, viewer=viewer)
-    return ModelResponse(present(row_dict(user), viewer))
+    user = await service.get_visible(connection, user_id, viewer=viewer)
+    return ModelResponse(present(user, viewer))
 
 
 @router.patch("/{user_id}", response_model=UserPrivate, responses=error_responses(401, 403, 404, 409, 503))

@@ -4,40 +4,14 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    EmailStr,
-    Field,
-    SecretStr,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
-from app.models.user import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
+from app.emails import Email
+from app.models.user import NAME_MAX_LENGTH
 from app.pagination import TOTAL_DESCRIPTION, PageParams, SortOrder
-from app.posts.schemas import PostSummary
-from app.schemas import not_nullable
+from app.schemas import PostSummary, not_nullable
 
 BIO_MAX_LENGTH = 5000
-
-# Stored lower-case: one address is one account, whatever letter case it is typed in.
-Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH), AfterValidator(str.lower)]
-_email_adapter: TypeAdapter[str] = TypeAdapter(Email)
-
-
-def normalize_email(value: str) -> str:
-    """An address as registration stores it (IDNA and Unicode forms unified, lower-case).
-
-    Something that is not an address at all comes back lower-cased: it matches no account.
-    """
-    try:
-        return _email_adapter.validate_python(value.strip())
-    except ValidationError:
-        return value.strip().lower()
-
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)]
 Password = Annotated[SecretStr, Field(min_length=8, max_length=128)]

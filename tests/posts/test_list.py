@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.database import Connection
 from app.models import Post
 from app.users import repository as users_repository
-from app.users.schemas import RECENT_POSTS, UserListParams, UserPublicWithPosts
+from app.users.repository import UserFilter
+from app.users.schemas import RECENT_POSTS, UserPublicWithPosts
 from tests.conftest import Account, StatementCounter, insert_posts
 
 ENVELOPE = {"items", "total", "skip", "limit", "next_cursor"}
@@ -239,12 +241,22 @@ async def test_recent_posts_come_back_in_utc_whatever_the_sessions_time_zone(
     # PostgreSQL builds the posts as JSON, where a timestamp is text in the session's zone.
     await insert_posts(session_factory, alice.id, 2)
     expected = await listing(client, "/users?include=posts")
-    async with app.state.db.autocommit_engine.connect() as connection:
-        await connection.exec_driver_sql("SET TIME ZONE 'Asia/Tokyo'")
-        try:
-            users, _ = await users_repository.list_page(connection, UserListParams(), recent_posts=RECENT_POSTS)
-        finally:
-            await connection.exec_driver_sql("RESET TIME ZONE")
+    connection = Connection(app.state.db.gate)
+    await connection.execute(text("SET TIME ZONE 'Asia/Tokyo'"))
+    try:
+        users, _ = await users_repository.list_page(
+            connection,
+            UserFilter(),
+            order_by="created_at",
+            descending=True,
+            skip=0,
+            limit=10,
+            with_total=False,
+            recent_posts=RECENT_POSTS,
+        )
+    finally:
+        await connection.execute(text("RESET TIME ZONE"))
+        await connection.release()
     posts = [UserPublicWithPosts.model_validate(user).model_dump(mode="json")["posts"] for user in users]
     assert posts == [item["posts"] for item in expected["items"]]
     assert posts[0][0]["created_at"].endswith("Z")

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.database import Connection
 from app.models import Post
 from app.posts import repository
 from app.posts.errors import AuthorGone
@@ -43,8 +44,10 @@ async def test_an_author_deleted_after_the_token_check_is_401_and_writes_nothing
 ) -> None:
     # The INSERT runs in autocommit: the foreign key, not a check beforehand, turns a post by an
     # account deleted since its token was checked into AuthorGone (401), with no row written.
+    connection = Connection(app.state.db.gate)
     with pytest.raises(AuthorGone) as raised:
-        await repository.insert_post(app.state.db, title="Orphan", content="C", author_id=2**31 - 1)
+        await repository.insert_post(connection, title="Orphan", content="C", author_id=2**31 - 1)
+    await connection.release()
     assert raised.value.status_code == 401
     async with session_factory() as session:
         assert await session.scalar(select(Post.id).where(Post.title == "Orphan")) is None
