@@ -203,7 +203,7 @@ def request_connection(request: Request) -> Connection:
 
 async def _connection(request: Request) -> Connection:
     # async although it awaits nothing: FastAPI runs a plain `def` dependency in a worker thread.
-    return _handles(request).connection
+    return request_connection(request)
 
 
 async def _session(request: Request) -> AsyncSession:

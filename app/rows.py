@@ -28,9 +28,9 @@ def row_dicts(rows: Sequence[AnyRow]) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
-def row_dict(row: AnyRow) -> dict[str, Any]:
-    """One row as `row_dicts` gives it."""
-    return row_dicts((row,))[0]
+def row_dict(row: AnyRow | None) -> dict[str, Any] | None:
+    """One row as `row_dicts` gives it; None for no row."""
+    return None if row is None else row_dicts((row,))[0]
 
 
 def with_author(rows: Sequence[AnyRow]) -> list[dict[str, Any]]:

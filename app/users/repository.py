@@ -19,7 +19,7 @@ from app.errors import Conflict
 from app.integrity import violates_unique
 from app.models import Base, User
 from app.posts import repository as posts
-from app.rows import row_dicts
+from app.rows import row_dict, row_dicts
 from app.sql import ESCAPE, escape_like
 from app.users.errors import EmailTaken, UserNotFound
 from app.users.slugs import base_slug, candidates, fallback_slug
@@ -122,13 +122,11 @@ _PROFILE_BY_SLUG = select(*_PROFILE_COLUMNS).where(_users.c.slug == bindparam("s
 
 
 async def read_profile(connection: Connection, user_id: int) -> dict[str, Any] | None:
-    rows = (await connection.execute(_PROFILE_BY_ID, {"user_id": user_id})).all()
-    return row_dicts(rows)[0] if rows else None
+    return row_dict((await connection.execute(_PROFILE_BY_ID, {"user_id": user_id})).one_or_none())
 
 
 async def read_profile_by_slug(connection: Connection, slug: str) -> dict[str, Any] | None:
-    rows = (await connection.execute(_PROFILE_BY_SLUG, {"slug": slug})).all()
-    return row_dicts(rows)[0] if rows else None
+    return row_dict((await connection.execute(_PROFILE_BY_SLUG, {"slug": slug})).one_or_none())
 
 
 @dataclass(frozen=True, slots=True)
