@@ -23,11 +23,11 @@ from app.errors import AppError
 
 logger = logging.getLogger("app.errors")
 
-_INTERNAL_ERROR = {"detail": "Internal Server Error"}
+_INTERNAL_ERROR = AppError().body()
 
 
 def _render(error: AppError) -> JSONResponse:
-    return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:

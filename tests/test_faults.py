@@ -148,7 +148,7 @@ async def test_unexpected_errors_are_a_bare_500_logged_once(
     finally:
         app.router.routes.pop()
     assert response.status_code == 500
-    assert response.json() == {"detail": "Internal Server Error"}
+    assert response.json() == {"detail": "Internal Server Error", "code": "internal_error"}
     logged = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert len(logged) == 1
     assert logged[0].exc_info is not None

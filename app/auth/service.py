@@ -13,6 +13,7 @@ from app.security import AccessToken, create_access_token, hash_password, needs_
 
 
 class InvalidCredentials(NotAuthenticated):
+    code = "invalid_credentials"
     detail = "Incorrect email or password"
 
 

@@ -8,4 +8,5 @@ class UserNotFound(NotFound):
 
 
 class EmailTaken(Conflict):
+    code = "email_taken"
     detail = "A user with this email already exists"

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.models import User
 from tests.conftest import PASSWORD, SECRET_KEY, Account, NewAccount, new_email
 
-INVALID = {"detail": "Incorrect email or password"}
+INVALID = {"detail": "Incorrect email or password", "code": "invalid_credentials"}
 
 
 async def test_login_returns_a_bearer_token(client: httpx.AsyncClient, alice: Account) -> None:

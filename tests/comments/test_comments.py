@@ -188,7 +188,7 @@ async def test_commenting_on_a_post_deleted_meanwhile_is_404(
     assert (await client.delete(f"/posts/{post}", headers=alice.headers)).status_code == 200
     response = await client.post(f"/posts/{post}/comments", json={"body": "late"}, headers=bob.headers)
     assert response.status_code == 404
-    assert response.json() == {"detail": "Post not found"}
+    assert response.json() == {"detail": "Post not found", "code": "not_found"}
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ async def test_duplicate_email_in_any_case_is_409(client: httpx.AsyncClient) -> 
     assert first.status_code == 201
     second = await client.post("/users", json={"email": email.upper(), "name": "Two", "password": PASSWORD})
     assert second.status_code == 409
-    assert second.json() == {"detail": "A user with this email already exists"}
+    assert second.json() == {"detail": "A user with this email already exists", "code": "email_taken"}
 
 
 @pytest.mark.parametrize("field", ["is_admin", "is_active", "id", "password_hash", "created_at"])

@@ -44,7 +44,7 @@ async def test_me_is_the_callers_own_profile(client: httpx.AsyncClient, alice: A
 async def test_missing_user_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/users/2147483647")
     assert response.status_code == 404
-    assert response.json() == {"detail": "User not found"}
+    assert response.json() == {"detail": "User not found", "code": "not_found"}
 
 
 @pytest.mark.parametrize("user_id", ["0", "-1", "abc", "2147483648", "1.5"])

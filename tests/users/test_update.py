@@ -39,7 +39,7 @@ async def test_email_change_is_lower_cased_and_unique(client: httpx.AsyncClient,
     assert response.json()["email"] == "alice.new@example.com"
     taken = await client.patch(f"/users/{alice.id}", json={"email": bob.email.upper()}, headers=alice.headers)
     assert taken.status_code == 409
-    assert taken.json() == {"detail": "A user with this email already exists"}
+    assert taken.json() == {"detail": "A user with this email already exists", "code": "email_taken"}
 
 
 async def test_a_rejected_update_changes_nothing(client: httpx.AsyncClient, alice: Account, bob: Account) -> None:
