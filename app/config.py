@@ -75,14 +75,21 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=1000)
     # Also the connect timeout: an unreachable database answers 503 after about this long.
     db_pool_timeout: float = Field(default=5.0, gt=0, le=300)
-    # How long one statement may run (SQLite: wait for a lock) before the request gets a 503.
-    db_command_timeout: float = Field(default=30.0, gt=0, le=3600)
+    # How long one statement of a request may run (SQLite: wait for a lock) before the request
+    # gets a 503. It is also how long a request waits on a server that went silent, so it is
+    # sized for the client that waits, not for the database: a request's statements take
+    # milliseconds (BENCHMARKS.md), clients give up after seconds. Migrations and the seed are
+    # not bound by it.
+    db_command_timeout: float = Field(default=5.0, gt=0, le=3600)
     db_pool_recycle: int = Field(default=1800, ge=-1)
     # Off: on PostgreSQL the ping is BEGIN; SELECT; ROLLBACK -- three round trips before every
     # checkout, which cost more than the query of a typical request. A dropped connection is
     # found by the request that uses it (a 503 with Retry-After) and the whole pool is replaced.
     db_pool_pre_ping: bool = False
     db_echo: bool = False
+
+    # The largest request body read; a larger one is a 413 before it is read (README: Limits).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, le=1024**3)
 
     secret_key: SecretStr | None = None
     access_token_expire_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)

@@ -10,9 +10,10 @@ from typing import Annotated
 from pydantic import AfterValidator, EmailStr, Field, TypeAdapter, ValidationError
 
 from app.models.user import EMAIL_MAX_LENGTH
+from app.text import CLEAN
 
 # Stored lower-case: one address is one account, whatever letter case it is typed in.
-Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_LENGTH), AfterValidator(str.lower)]
+Email = Annotated[EmailStr, CLEAN, Field(max_length=EMAIL_MAX_LENGTH), AfterValidator(str.lower)]
 _email_adapter: TypeAdapter[str] = TypeAdapter(Email)
 
 

@@ -1,21 +1,24 @@
-"""How every error is answered: `{"detail": ...}` with its status, logged once.
+"""How every error is answered: `{"detail": ..., "code": ...}` with its status, logged once.
 
-Application errors render themselves; database failures go through `app.database_errors`;
-anything unexpected is logged once, with its traceback, and answered with a bare 500 -- never
-the traceback itself.
+Application errors render themselves; the framework's own HTTP errors (no such route, wrong
+method, an unreadable or oversized body) get the same shape and a code; database failures go
+through `app.database_errors`; anything unexpected is logged once, with its traceback, and
+answered with a bare 500 -- never the traceback itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.database_errors import database_error
@@ -25,6 +28,18 @@ logger = logging.getLogger("app.errors")
 
 _INTERNAL_ERROR = AppError().body()
 
+# The framework raises these itself; each gets the code a client can branch on.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "not_permitted",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
 
 def _render(error: AppError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
@@ -33,6 +48,27 @@ def _render(error: AppError) -> JSONResponse:
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return _render(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    detail = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse({"detail": detail, "code": code}, status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's 405 names only the methods of the
+    first route that matched the path, while GET, PATCH and DELETE of one path are three routes."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -46,15 +82,38 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = []
-    for raw in exc.errors():
-        error = {key: value for key, value in raw.items() if key != "url"}
-        # The client knows what it sent; a password echoed back ends up in proxy and client logs.
-        # A whole body or form (an error about no single field) may hold one too.
-        if any("password" in str(part) for part in error.get("loc", ())) or isinstance(error.get("input"), dict | list):
-            error.pop("input", None)
-        errors.append(error)
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    errors = [_field_error(raw) for raw in exc.errors()]
+    return JSONResponse({"detail": errors, "code": "validation_error"}, status_code=422)
+
+
+def _field_error(raw: dict[str, Any]) -> dict[str, Any]:
+    """One problem, in a form that always renders: the input that caused it may be anything a
+    JSON parser accepts (NaN, 1e999, a lone surrogate), and strict JSON can hold none of them."""
+    error: dict[str, Any] = {"type": raw["type"], "loc": [_json_safe(part) for part in raw["loc"]], "msg": raw["msg"]}
+    # The client knows what it sent; a password echoed back ends up in proxy and client logs. A
+    # whole body or form (an error about no single field) may hold one too, and raw bytes may
+    # not be text at all.
+    loc_text = " ".join(str(part) for part in raw["loc"])
+    if "input" in raw and "password" not in loc_text and not isinstance(raw["input"], dict | list | bytes):
+        error["input"] = _json_safe(raw["input"])
+    if ctx := raw.get("ctx"):
+        error["ctx"] = {str(key): _json_safe(value) for key, value in ctx.items()}
+    return error
+
+
+def _json_safe(value: object) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        # A lone surrogate cannot be encoded as UTF-8: show it escaped, as it was sent.
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {str(_json_safe(key)): _json_safe(item) for key, item in value.items()}
+    return _json_safe(str(value))  # an exception in ctx, a Decimal, a date: its text
 
 
 def _log_unexpected(scope: Scope, exc: BaseException) -> None:
@@ -87,6 +146,7 @@ class UnexpectedErrors:
 def install_error_handlers(app: FastAPI) -> None:
     handlers: dict[Any, Any] = {
         AppError: _app_error,
+        HTTPException: _http_error,
         RequestValidationError: _validation_error,
         sa_exc.SQLAlchemyError: _database_error,
         OSError: _database_error,

@@ -125,6 +125,7 @@ ERROR_CODES = {
     "validation_error": "The request does not match the schema; `detail` lists each problem.",
     "invalid_value": "A value passed validation but is out of range for what it names.",
     "rate_limited": "Too many attempts; retry after Retry-After seconds.",
+    "http_error": "Another HTTP error; the status code says which.",
     "internal_error": "A bug of ours; it is logged.",
     "service_unavailable": "The service cannot answer now; retry after Retry-After seconds.",
     "database_busy": "No database connection became free in time; retry after Retry-After seconds.",

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.auth.router import router as auth_router
+from app.body_limit import BodyLimit
 from app.comments.router import router as comments_router
 from app.config import Settings, get_settings
 from app.database import Database, HandlesRoute, check_routes
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Routes added to the app itself (embedding, tests) get their database handles the same way.
     app.router.route_class = HandlesRoute
     install_error_handlers(app)
+    # Last added, so outermost: an oversized body is refused before anything else runs.
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     for router in (health_router, auth_router, users_router, posts_router, comments_router):
         # The routes themselves, not the router: each APIRouter already gave its routes their full
         # path and tags, and FastAPI matches an included router's routes through a wrapper per

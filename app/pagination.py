@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from app.errors import InvalidValue
 from app.keyset import Position
+from app.text import Text
 
 MAX_LIMIT = 100
 # Far beyond any real page; keeps OFFSET inside the range every database accepts.
@@ -47,7 +48,7 @@ TOTAL_DESCRIPTION = "`total`: count all matching rows (costs a scan of them); wi
 
 
 class CursorPageParams(PageParams):
-    cursor: str | None = Field(
+    cursor: Text | None = Field(
         default=None,
         max_length=MAX_CURSOR_LENGTH,
         description="The `next_cursor` of the previous page: continue right after it. Not combined with `skip`.",

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from app.schemas import AuthorRef
+from app.text import Text
 
 BODY_MAX_LENGTH = 10_000
 
-Body = Annotated[str, Field(min_length=1, max_length=BODY_MAX_LENGTH)]
+Body = Annotated[Text, Field(min_length=1, max_length=BODY_MAX_LENGTH)]
 
 
 class CommentCreate(BaseModel):

@@ -9,11 +9,12 @@ from app.models.post import TITLE_MAX_LENGTH
 from app.pagination import CursorPageParams, SortOrder
 from app.params import MAX_ID
 from app.schemas import AuthorRef, not_nullable
+from app.text import Text
 
 CONTENT_MAX_LENGTH = 100_000
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)]
-Content = Annotated[str, Field(min_length=1, max_length=CONTENT_MAX_LENGTH)]
+Title = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)]
+Content = Annotated[Text, Field(min_length=1, max_length=CONTENT_MAX_LENGTH)]
 
 
 class PostCreate(BaseModel):
@@ -60,7 +61,7 @@ PostOrder = Literal["created_at", "id", "views", "title"]
 
 
 class PostQuery(CursorPageParams):
-    q: str | None = Field(default=None, max_length=TITLE_MAX_LENGTH, description="Case-insensitive part of the title.")
+    q: Text | None = Field(default=None, max_length=TITLE_MAX_LENGTH, description="Case-insensitive part of the title.")
     order_by: PostOrder = "created_at"
     order: SortOrder = Field(default="desc", description="Ties are broken by id in the same direction.")
 

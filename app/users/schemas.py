@@ -10,12 +10,13 @@ from app.emails import Email
 from app.models.user import NAME_MAX_LENGTH
 from app.pagination import TOTAL_DESCRIPTION, PageParams, SortOrder
 from app.schemas import PostSummary, not_nullable
+from app.text import CLEAN, Text
 
 BIO_MAX_LENGTH = 5000
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)]
-Password = Annotated[SecretStr, Field(min_length=8, max_length=128)]
-Bio = Annotated[str, Field(max_length=BIO_MAX_LENGTH)]
+Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)]
+Password = Annotated[SecretStr, CLEAN, Field(min_length=8, max_length=128)]
+Bio = Annotated[Text, Field(max_length=BIO_MAX_LENGTH)]
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
 
@@ -27,7 +28,7 @@ def _domain(value: str) -> str:
     return value
 
 
-Domain = Annotated[str, AfterValidator(_domain)]
+Domain = Annotated[Text, AfterValidator(_domain)]
 
 
 class UserCreate(BaseModel):
@@ -96,7 +97,7 @@ UserListItem = UserPrivateWithPosts | UserPublicWithPosts | UserPrivate | UserPu
 
 
 class UserListParams(PageParams):
-    q: str | None = Field(default=None, max_length=NAME_MAX_LENGTH, description="Case-insensitive part of the name.")
+    q: Text | None = Field(default=None, max_length=NAME_MAX_LENGTH, description="Case-insensitive part of the name.")
     is_admin: bool | None = None
     is_active: bool = Field(default=True, description="`false` lists deactivated users (admins only).")
     email_domain: list[Domain] = Field(
