@@ -119,6 +119,16 @@ def _configure_connections(engine: AsyncEngine, *, busy_timeout: float) -> None:
         event.listen(engine.sync_engine, "connect", configure_sqlite)
     elif backend == "mysql":
         event.listen(engine.sync_engine, "connect", _configure_mysql_connection)
+    elif backend == "postgresql":
+        event.listen(engine.sync_engine, "invalidate", _abort_asyncpg_connection)
+
+
+def _abort_asyncpg_connection(dbapi_connection: Any, _record: Any, _exception: BaseException | None) -> None:
+    """A connection the pool gives up on is aborted at once. SQLAlchemy closes it gracefully
+    first, waiting up to 2 s for a server that has just failed to answer in DB_COMMAND_TIMEOUT
+    -- 2 s more for a request that already timed out (tests/test_silent_database.py)."""
+    if dbapi_connection is not None:
+        dbapi_connection.driver_connection.terminate()
 
 
 def _configure_mysql_connection(dbapi_connection: Any, _record: Any) -> None:
