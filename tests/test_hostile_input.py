@@ -6,13 +6,16 @@ framework raises itself (404, 405, 400), on every backend.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from app.config import Settings
+from app.errors import ERROR_CODES, AppError
 from app.main import create_app
 from tests.conftest import Account, make_settings, serving
 from tests.databases import ScratchDatabase
@@ -150,3 +153,16 @@ async def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(small_limit_cl
 async def test_a_body_within_the_limit_is_served(small_limit_client: httpx.AsyncClient) -> None:
     payload = {"email": "small@example.com", "name": "Small", "password": "password123", "bio": "b" * 1500}
     assert (await small_limit_client.post("/users", json=payload)).status_code == 201
+
+
+def _subclasses(cls: type[AppError]) -> list[type[AppError]]:
+    return [cls, *(sub for direct in cls.__subclasses__() for sub in _subclasses(direct))]
+
+
+def test_every_error_code_is_listed_and_documented() -> None:
+    # Every domain's errors are imported with app.main.
+    codes = {error.code for error in _subclasses(AppError)}
+    assert codes <= set(ERROR_CODES), codes - set(ERROR_CODES)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = set(re.findall(r"^\| `([a-z_]+)` \| (?:\d{3}|other) \|", readme, flags=re.MULTILINE))
+    assert table == set(ERROR_CODES)
