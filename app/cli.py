@@ -13,7 +13,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from app.config import Settings, get_settings
 from app.engines import create_engine
-from app.migrations import UnknownRevision, migrate
+from app.migrations import Migration, UnknownRevision, migrate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         if settings.migrate_on_startup:
             # Once, here, rather than in every worker (or on every reload) at the same time.
-            asyncio.run(_migrate(settings))
+            print(describe(asyncio.run(_migrate(settings))), flush=True)
             os.environ["MIGRATE_ON_STARTUP"] = "false"
         if settings.secret_key is None and settings.environment == "development":
             # Workers and reloads are separate processes: they must sign with one key, or a
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
             log_config=log_config,
         )
     elif args.command == "migrate":
-        asyncio.run(_migrate(settings))
+        print(describe(asyncio.run(_migrate(settings))))
     elif args.command == "seed":
         asyncio.run(_seed(settings, users=args.users, posts=args.posts, comments=args.comments, random_seed=args.seed))
     elif args.command == "check-config":
@@ -70,12 +70,22 @@ def main(argv: list[str] | None = None) -> None:
         )
 
 
-async def _migrate(settings: Settings) -> None:
+def describe(migration: Migration) -> str:
+    """`migrated 0000 -> 0008` (0000: a database never migrated), or `already at 0008`."""
+    if not migration.applied:
+        return f"already at {migration.after}"
+    return f"migrated {migration.before or '0000'} -> {migration.after}"
+
+
+async def _migrate(settings: Settings) -> Migration:
     engine = create_engine(settings)
     try:
-        await migrate(engine)
+        return await migrate(engine)
     except UnknownRevision as exc:
         raise SystemExit(f"migration refused: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- unreachable, lock timeout, no migrations: one line, no traceback
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise SystemExit(f"migration failed: {type(exc).__name__}: {reason}") from None
     finally:
         await engine.dispose()
 

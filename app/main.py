@@ -51,8 +51,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database: Database = app.state.db
     try:
         if settings.migrate_on_startup:
-            if await migrate(database.engine):
-                logger.info("database migrated to head")
+            migration = await migrate(database.engine)
+            if migration.applied:
+                logger.info("database migrated from %s to %s", migration.before or "0000", migration.after)
         else:
             try:
                 await check_revision(database.engine)

@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.servers import ROOT
 
 # What is served: a difference anywhere else (bench/, tests/, docs) does not change what is measured.
-SERVED = ("app", "alembic", "alembic.ini", "pyproject.toml", "uv.lock")
+SERVED = ("app", "alembic.ini", "pyproject.toml", "uv.lock")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +54,16 @@ def describe_current() -> str:
     return f"the work tree at {commit} with uncommitted changes to {listed}"
 
 
+def _versions(checkout: Path) -> Path | None:
+    """A checkout's revision files: in the package since the wheel carries them, at the root before."""
+    for versions in (checkout / "app" / "alembic" / "versions", checkout / "alembic" / "versions"):
+        if versions.is_dir():
+            return versions
+    return None
+
+
 def _share_migrations(path: Path) -> tuple[str, ...]:
-    """Copy the current checkout's migrations the ref lacks into its alembic/versions/.
+    """Copy the current checkout's migrations the ref lacks into its versions/ folder.
 
     The harness migrates the benchmark database with the current code, so it may be at a revision
     the ref has never heard of, and the ref's startup refuses an unknown revision (it takes it for
@@ -63,11 +71,11 @@ def _share_migrations(path: Path) -> tuple[str, ...]:
     the current schema, which is the point of an A/B run: both apps read the same tables. The ref's
     own files are never replaced; it still runs only its own code against that schema.
     """
-    versions = path / "alembic" / "versions"
-    if not versions.is_dir():
-        raise SystemExit(f"{path}: no alembic/versions/, not a checkout of this project")
+    versions, current = _versions(path), _versions(ROOT)
+    if versions is None or current is None:
+        raise SystemExit(f"{path}: no app/alembic/versions/ (or alembic/versions/), not a checkout of this project")
     copied = []
-    for source in sorted((ROOT / "alembic" / "versions").glob("*.py")):
+    for source in sorted(current.glob("*.py")):
         target = versions / source.name
         if not target.exists():
             shutil.copy2(source, target)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from app import migrations
 from app.main import StartupError, create_app
 from app.migrations import head_revision
 from app.models import User
@@ -24,13 +27,68 @@ def empty_database(backend: ScratchDatabase) -> Iterator[ScratchDatabase]:
     drop_database(database)
 
 
+@pytest.fixture(params=["missing", "empty"])
+def without_migrations(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This code as an install that lost its migrations: no scripts folder, or one with no revisions."""
+    location = tmp_path / "alembic"
+    if request.param == "empty":
+        (location / "versions").mkdir(parents=True)
+    monkeypatch.setattr(migrations, "SCRIPT_LOCATION", location)
+
+
+def assert_not_ready(response: httpx.Response, *, revision: str | None, expected: str | None) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["detail"]
+    assert body["revision"] == revision
+    assert body["expected_revision"] == expected
+
+
 async def test_unmigrated_database_is_not_ready(empty_database: ScratchDatabase) -> None:
     app = create_app(make_settings(empty_database))
     async with serving(app) as client:
         response = await client.get("/health/ready")
-    assert response.status_code == 503
-    assert response.json()["revision"] is None
-    assert response.json()["expected_revision"] == head_revision()
+    assert_not_ready(response, revision=None, expected=head_revision())
+    assert "not migrated" in response.json()["detail"]
+
+
+@pytest.mark.usefixtures("without_migrations")
+async def test_code_without_migrations_is_not_ready_on_an_unmigrated_database(empty_database: ScratchDatabase) -> None:
+    # Both revisions unknown: None == None must not pass for "at head".
+    app = create_app(make_settings(empty_database))
+    async with serving(app) as client:
+        response = await client.get("/health/ready")
+    assert_not_ready(response, revision=None, expected=None)
+    assert "no migrations" in response.json()["detail"]
+
+
+async def test_code_without_migrations_is_not_ready_on_a_migrated_database(
+    client: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head = head_revision()
+    assert (await client.get("/health/ready")).status_code == 200
+    monkeypatch.setattr(migrations, "SCRIPT_LOCATION", tmp_path / "missing")
+    assert_not_ready(await client.get("/health/ready"), revision=head, expected=None)
+
+
+@pytest.mark.usefixtures("without_migrations")
+@pytest.mark.parametrize("migrate_on_startup", [True, False])
+async def test_code_without_migrations_refuses_to_start(backend: ScratchDatabase, *, migrate_on_startup: bool) -> None:
+    # `backend` is migrated: migrating would do nothing, checking finds a revision no script has.
+    app = create_app(make_settings(backend, migrate_on_startup=migrate_on_startup))
+    with pytest.raises(StartupError, match="carries no migrations"):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+@pytest.mark.usefixtures("without_migrations")
+async def test_code_without_migrations_does_not_pretend_to_migrate(empty_database: ScratchDatabase) -> None:
+    app = create_app(make_settings(empty_database, migrate_on_startup=True))
+    with pytest.raises(StartupError, match="carries no migrations"):
+        async with app.router.lifespan_context(app):
+            pass
 
 
 async def test_startup_migrates_then_creates_the_admin_idempotently(empty_database: ScratchDatabase) -> None:

@@ -37,6 +37,12 @@ async def ready(database: DatabaseDep) -> Health | JSONResponse:
     except (SQLAlchemyError, OSError) as exc:
         # Whatever stops us from asking -- down, starting up, full, misconfigured -- is "not ready".
         return _unavailable(f"database unavailable: {type(exc).__name__}", None, expected)
+    # Unknown on either side is not ready: code that carries no migrations, or a database never
+    # migrated, would otherwise compare equal (None == None) and be served into 503s.
+    if expected is None:
+        return _unavailable("this code carries no migrations: the install is incomplete", revision, expected)
+    if revision is None:
+        return _unavailable(f"database is not migrated, this code expects revision {expected}", revision, expected)
     if revision != expected:
         return _unavailable(f"database is at revision {revision}, this code expects {expected}", revision, expected)
     return Health(status="ok", revision=revision, expected_revision=expected)

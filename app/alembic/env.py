@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from logging.config import fileConfig
-from pathlib import Path
 from typing import Any, Literal
 
 from alembic import context
@@ -13,12 +12,13 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import pool
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import get_settings, to_async_url
 from app.engines import connect_options
 from app.migration_lock import migration_lock
+from app.migrations import check_sqlite_directory
 from app.models import Base, UTCDateTime
 
 config = context.config
@@ -159,18 +159,9 @@ def _log_applied(*, step: Any, **_: Any) -> None:
     logger.info("%s revision %s", verb, step.up_revision_id if step.is_upgrade else step.down_revision_ids)
 
 
-def _check_sqlite_directory(url: URL) -> None:
-    # Fail with a plain message rather than through aiosqlite, whose worker thread outlives a
-    # failed connect and then reports into this (by then closed) event loop.
-    if url.get_backend_name() == "sqlite" and url.database:
-        directory = Path(url.database).expanduser().resolve().parent
-        if not directory.is_dir():
-            raise FileNotFoundError(f"the SQLite database's directory {directory} does not exist")
-
-
 async def run_migrations_online() -> None:
     url = make_url(_database_url())
-    _check_sqlite_directory(url)
+    check_sqlite_directory(url)
     settings = get_settings()
     options = connect_options(url, connect_timeout=settings.db_pool_timeout, command_timeout=None)
     # Unlike the app's connections, these leave SQLite's foreign keys off: batch mode rebuilds a
