@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         )
 
 
+SEED_STATEMENT_TIMEOUT = 3600.0
+
+
 def describe(migration: Migration) -> str:
     """`migrated 0000 -> 0008` (0000: a database never migrated), or `already at 0008`."""
     if not migration.applied:
@@ -93,7 +96,8 @@ async def _migrate(settings: Settings) -> Migration:
 async def _seed(settings: Settings, *, users: int, posts: int, comments: int, random_seed: int) -> None:
     from app.seed import SEED_PASSWORD, seed  # noqa: PLC0415 -- the seed code loads for this command only
 
-    engine = create_engine(settings)
+    # Bulk loads are not requests: a batch may take longer than DB_COMMAND_TIMEOUT allows one.
+    engine = create_engine(settings.model_copy(update={"db_command_timeout": SEED_STATEMENT_TIMEOUT}))
     try:
         report = await seed(engine, users=users, posts=posts, comments=comments, random_seed=random_seed)
     finally:
