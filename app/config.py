@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import secrets
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+import limits
 from pydantic import EmailStr, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'app.db'}"
+# A checkout keeps its development database beside the code; an installed package (whose parent
+# is site-packages) keeps it in the directory it is run from.
+_DATA_DIRECTORY = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd()
+DEFAULT_DATABASE_URL = f"sqlite:///{_DATA_DIRECTORY / 'app.db'}"
 
 # The async driver each accepted URL scheme is mapped to. People paste URLs from their hosting
 # provider (`postgres://...`) or from a sync project (`mysql+pymysql://...`): the driver part is
@@ -65,6 +70,56 @@ def to_async_url(raw: str) -> URL:
     return url
 
 
+# The `limits` storage (its async variant) each accepted RATE_LIMIT_STORAGE_URL scheme is served by.
+_RATE_LIMIT_STORAGES = {
+    "memory": "async+memory",
+    "redis": "async+redis",
+    "rediss": "async+rediss",
+    "redis+unix": "async+redis+unix",
+    "redis+sentinel": "async+redis+sentinel",
+    "redis+cluster": "async+redis+cluster",
+}
+
+
+def to_async_storage_url(raw: str) -> str:
+    """Map a rate-limit storage URL (`memory://`, `redis://host:6379/0`, ...) onto the async storage of `limits`."""
+    scheme, separator, rest = raw.strip().partition("://")
+    scheme = scheme.lower().removeprefix("async+")
+    if not separator:
+        raise ValueError("not a storage URL (expected memory:// or redis://host:port/db)")
+    if scheme not in _RATE_LIMIT_STORAGES:
+        supported = ", ".join(f"{name}://" for name in _RATE_LIMIT_STORAGES)
+        raise ValueError(f"unsupported storage {scheme!r} (supported: {supported})")
+    if scheme != "memory" and not rest.strip("/"):
+        raise ValueError(f"{scheme}:// needs a location, e.g. redis://127.0.0.1:6379/0")
+    return f"{_RATE_LIMIT_STORAGES[scheme]}://{rest}"
+
+
+def check_rate_limit(value: str) -> None:
+    """One limit in the `limits` syntax ("10/15 minutes", "20 per hour"), of at least one attempt."""
+    try:
+        items = limits.parse_many(value.strip())
+    except ValueError:
+        items = []
+    if len(items) != 1:
+        raise ValueError(f"expected one limit such as '10/15 minutes' or '20/hour', got {value!r}")
+    if items[0].amount < 1:
+        raise ValueError(f"{value!r} allows nothing; to turn the limits off, set RATE_LIMIT_ENABLED=false")
+
+
+def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """`10.0.0.0/8, 192.168.1.7` as networks (an address is a network of one)."""
+    networks = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            networks.append(ip_network(item))
+        except ValueError as exc:
+            if "host bits set" in str(exc):
+                raise ValueError(f"{exc} (the network is {ip_network(item, strict=False)})") from None
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
@@ -105,11 +160,41 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
     admin_name: str = Field(default="Admin", min_length=1, max_length=100)
 
+    # Throttles on credentials (README: Rate limits), in the `limits` syntax ("10/15 minutes").
+    rate_limit_enabled: bool = True
+    rate_limit_login_account: str = "10/15 minutes"
+    rate_limit_login_address: str = "100/15 minutes"
+    rate_limit_signup_address: str = "20/hour"
+    rate_limit_storage_url: str = "memory://"
+    # No ":", which ends the prefix in a key: one deployment's prefix never starts another's keys.
+    rate_limit_key_prefix: str = Field(default="blogapi", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Seconds one call to the storage may take before the throttle gives up on it (and lets the request through).
+    rate_limit_storage_timeout: float = Field(default=0.5, gt=0, le=30)
+    # Peers whose X-Forwarded-For is believed: comma-separated addresses or networks, none by default.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
         to_async_url(value)
         return value.strip()
+
+    @field_validator("rate_limit_login_account", "rate_limit_login_address", "rate_limit_signup_address")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        check_rate_limit(value)
+        return value.strip()
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _check_rate_limit_storage_url(cls, value: str) -> str:
+        to_async_storage_url(value)
+        return value.strip()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: object) -> object:
+        return parse_networks(value) if isinstance(value, str) else value
 
     @field_validator("admin_email", mode="before")
     @classmethod
@@ -136,6 +221,10 @@ class Settings(BaseSettings):
     @property
     def async_database_url(self) -> URL:
         return to_async_url(self.database_url)
+
+    @property
+    def rate_limit_storage(self) -> str:
+        return to_async_storage_url(self.rate_limit_storage_url)
 
     @property
     def jwt_secret(self) -> str:

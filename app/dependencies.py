@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.client_address import client_address
 from app.config import Settings
+from app.rate_limits import RateLimits
 
 
 async def _app_settings(request: Request) -> Settings:
@@ -16,4 +18,17 @@ async def _app_settings(request: Request) -> Settings:
     return settings
 
 
+async def _app_rate_limits(request: Request) -> RateLimits:
+    rate_limits: RateLimits = request.app.state.rate_limits
+    return rate_limits
+
+
+async def _client_address(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    return client_address(request, settings.trusted_proxies)
+
+
 SettingsDep = Annotated[Settings, Depends(_app_settings)]
+RateLimitsDep = Annotated[RateLimits, Depends(_app_rate_limits)]
+# The caller's address: the peer, or what a trusted proxy says it forwards for (TRUSTED_PROXIES).
+ClientAddressDep = Annotated[str, Depends(_client_address)]

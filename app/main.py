@@ -21,6 +21,7 @@ from app.error_handlers import install_error_handlers
 from app.health.router import router as health_router
 from app.migrations import check_revision, migrate
 from app.posts.router import router as posts_router
+from app.rate_limits import RateLimits
 from app.users import service as users
 from app.users.errors import EmailTaken
 from app.users.router import router as users_router
@@ -66,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await _bootstrap_admin(database, email=settings.admin_email, password=password, name=settings.admin_name)
     except Exception as exc:  # noqa: BLE001 -- any startup failure becomes one clear line
         await database.dispose()
+        await app.state.rate_limits.close()
         target = database.engine.url.render_as_string(hide_password=True)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StartupError(f"startup failed against {target}: {type(exc).__name__}: {reason}") from None
@@ -73,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await database.dispose()
+        await app.state.rate_limits.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -86,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Creating the engine opens no connection; the first request (or the migration) does.
     app.state.db = Database.from_settings(settings)
+    # Like the engine, a Redis storage connects at its first use, not here.
+    app.state.rate_limits = RateLimits.from_settings(settings)
     # Routes added to the app itself (embedding, tests) get their database handles the same way.
     app.router.route_class = HandlesRoute
     install_error_handlers(app)

@@ -109,7 +109,7 @@ def test_pool_settings_reach_the_engine_where_the_dialect_takes_them() -> None:
     assert server["pool_pre_ping"] is False
     assert _options("postgresql://u@db/app", db_pool_pre_ping=True)["pool_pre_ping"] is True
     assert server["pool_recycle"] == 1800
-    assert server["connect_args"] == {"timeout": 2.5, "command_timeout": 30.0}
+    assert server["connect_args"] == {"timeout": 2.5, "command_timeout": 5.0}
     assert server["hide_parameters"] is True
     assert callable(_options("mysql://u@db/app", db_pool_timeout=2.5)["async_creator"])
     sqlite = _options("sqlite:///./x.db")

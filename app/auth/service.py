@@ -9,6 +9,7 @@ from app.config import Settings
 from app.database import Connection
 from app.emails import normalize_email
 from app.errors import NotAuthenticated
+from app.rate_limits import RateLimits
 from app.security import AccessToken, create_access_token, hash_password, needs_rehash, verify_password
 
 
@@ -17,9 +18,29 @@ class InvalidCredentials(NotAuthenticated):
     detail = "Incorrect email or password"
 
 
-async def issue_token(connection: Connection, *, email: str, password: str, settings: Settings) -> AccessToken:
-    """Wrong password, unknown email and deactivated account fail alike, in about the same time."""
-    account = await repository.account_by_email(connection, normalize_email(email))
+async def issue_token(
+    connection: Connection, *, email: str, password: str, settings: Settings, rate_limits: RateLimits, address: str
+) -> AccessToken:
+    """Wrong password, unknown email and deactivated account fail alike, in about the same time.
+
+    Failures are limited per account and per client address. The limits are checked first, so a
+    throttled caller costs no lookup and no hash, and is told the same whether the account exists.
+    """
+    login = normalize_email(email)
+    attempt = await rate_limits.begin_login(account=login, address=address)
+    try:
+        token = await _authenticate(connection, login=login, password=password, settings=settings)
+    except InvalidCredentials:
+        raise  # a failure: the attempt keeps its slots
+    except Exception:
+        await attempt.abandoned()
+        raise
+    await attempt.succeeded()
+    return token
+
+
+async def _authenticate(connection: Connection, *, login: str, password: str, settings: Settings) -> AccessToken:
+    account = await repository.account_by_email(connection, login)
     # Give the pooled connection back before argon2 runs: a queue of logins must not hold
     # connections that every other request needs.
     await connection.release()

@@ -3,18 +3,19 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import BaseModel
 
 from app.auth.dependencies import CurrentUser, OptionalUser
 from app.database import ConnectionDep, HandlesRoute, SessionDep
-from app.dependencies import SettingsDep
+from app.dependencies import ClientAddressDep, RateLimitsDep, SettingsDep
 from app.errors import error_responses
 from app.models.user import SLUG_MAX_LENGTH
 from app.pagination import CursorPage, Page
 from app.params import UserId
 from app.posts.schemas import PostQuery, PostRead
 from app.schemas import Deleted, ModelResponse
+from app.text import Text
 from app.users import service
 from app.users.schemas import (
     UserCreate,
@@ -49,14 +50,21 @@ def _page_type(item_type: type[BaseModel] | None) -> type[Page[Any]]:
     return Page[item_type] if item_type is not None else Page[UserListItem]  # type: ignore[valid-type]
 
 
+async def _count_signup(rate_limits: RateLimitsDep, address: ClientAddressDep) -> None:
+    # A dependency of the route, so it runs before the body is validated: every attempt counts,
+    # a flood of 422s and 409s as much as of new accounts, and a throttled one is never hashed.
+    await rate_limits.count_signup(address=address)
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPrivate,
-    responses=error_responses(409, 503),
+    responses=error_responses(409, 429, 503),
+    dependencies=[Depends(_count_signup)],
 )
 async def create_user(data: UserCreate, session: SessionDep, response: Response) -> UserPrivate:
-    """Register an account; the response is the new user's own profile."""
+    """Register an account (attempts are rate-limited per address); the response is the new user's own profile."""
     user = await service.register(session, data)
     response.headers["Location"] = f"/users/{user.id}"
     return UserPrivate.model_validate(user)
@@ -83,7 +91,7 @@ async def read_current_user(user: CurrentUser) -> UserPrivate:
 
 @router.get("/by-slug/{slug}", response_model=UserRead, responses=error_responses(401, 404, 503))
 async def read_user_by_slug(
-    slug: Annotated[str, Path(max_length=SLUG_MAX_LENGTH)], connection: ConnectionDep, viewer: OptionalUser
+    slug: Annotated[Text, Path(max_length=SLUG_MAX_LENGTH)], connection: ConnectionDep, viewer: OptionalUser
 ) -> ModelResponse:
     """A profile by its slug, seen as `GET /users/{id}` shows it."""
     user = await service.get_visible_by_slug(connection, slug, viewer=viewer)
