@@ -20,6 +20,7 @@ from app.database import Database, HandlesRoute, check_routes
 from app.error_handlers import install_error_handlers
 from app.health.router import router as health_router
 from app.migrations import check_revision, migrate
+from app.openapi import document_contract
 from app.posts.router import router as posts_router
 from app.rate_limits import RateLimits
 from app.users import service as users
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # router, which cost about as much per request as our whole dependency tree.
         app.router.routes.extend(router.routes)
     check_routes(app.router.routes)
+    document_contract(app.router.routes)
     return app
 
 

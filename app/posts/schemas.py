@@ -8,13 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from app.models.post import TITLE_MAX_LENGTH
 from app.pagination import CursorPageParams, SortOrder
 from app.params import MAX_ID
-from app.schemas import AuthorRef, not_nullable
-from app.text import Text
+from app.schemas import DOCUMENT_NOT_BLANK, DOCUMENT_TEXT_RULE, AuthorRef, Omittable
+from app.text import CLEAN, Text
 
 CONTENT_MAX_LENGTH = 100_000
 
-Title = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)]
-Content = Annotated[Text, Field(min_length=1, max_length=CONTENT_MAX_LENGTH)]
+Title = Annotated[
+    # CLEAN after the constraints still runs first (a before-validator wraps what precedes it),
+    # and this way round pydantic strips before it checks the length: on `Text`, "   " passed.
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH), CLEAN, DOCUMENT_NOT_BLANK
+]
+Content = Annotated[Text, Field(min_length=1, max_length=CONTENT_MAX_LENGTH), DOCUMENT_TEXT_RULE]
 
 
 class PostCreate(BaseModel):
@@ -29,10 +33,8 @@ class PostUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
-    content: Content | None = None
-
-    _not_null = not_nullable("title", "content")
+    title: Omittable[Title] = None
+    content: Omittable[Content] = None
 
 
 class PostRead(BaseModel):
@@ -61,7 +63,9 @@ PostOrder = Literal["created_at", "id", "views", "title"]
 
 
 class PostQuery(CursorPageParams):
-    q: Text | None = Field(default=None, max_length=TITLE_MAX_LENGTH, description="Case-insensitive part of the title.")
+    q: Annotated[Text, DOCUMENT_TEXT_RULE] | None = Field(
+        default=None, max_length=TITLE_MAX_LENGTH, description="Case-insensitive part of the title."
+    )
     order_by: PostOrder = "created_at"
     order: SortOrder = Field(default="desc", description="Ties are broken by id in the same direction.")
 
