@@ -1,4 +1,4 @@
-"""Shapes shared by several domains, and what their JSON schemas say that pydantic cannot infer."""
+"""Shapes shared by several domains."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
-from pydantic_core import CoreSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 
 class ModelResponse(Response):
@@ -43,31 +42,6 @@ def _no_default(schema: dict[str, Any]) -> None:
 
 
 T = TypeVar("T")
-
-# app.text's rule as JSON-schema patterns, which the schema cannot infer from a validator: no
-# U+0000 (a lone surrogate is not Unicode text, which a JSON-schema string already means); and for
-# text whose surrounding whitespace is stripped before its length is checked, at least one
-# character that is not whitespace -- Unicode's White_Space, the set pydantic strips.
-_WHITE_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-NO_NUL_PATTERN = r"^[^\x00]*$"
-NOT_BLANK_PATTERN = rf"^[^\x00]*[^\x00{_WHITE_SPACE}][^\x00]*$"
-
-
-class TextRuleSchema:
-    """Annotated metadata that documents the text rule on a text type; validation stays CLEAN's."""
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
-
-    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        schema = handler(core_schema)
-        # A pattern of the type's own (a domain's) says more, and excludes U+0000 already.
-        handler.resolve_ref_schema(schema).setdefault("pattern", self.pattern)
-        return schema
-
-
-DOCUMENT_TEXT_RULE = TextRuleSchema(NO_NUL_PATTERN)
-DOCUMENT_NOT_BLANK = TextRuleSchema(NOT_BLANK_PATTERN)
 
 Omittable = Annotated[T | SkipJsonSchema[None], BeforeValidator(_reject_null), Field(json_schema_extra=_no_default)]
 """For PATCH bodies: a field that may be left out (it reads as None: unchanged) but not sent as

@@ -102,11 +102,6 @@ def not_applicable(case: Case, response: schemathesis.Response, identity: Identi
         # `format: email` admits `x@host.test`; email-validator refuses RFC 6761's special-use
         # domains (test, invalid, localhost, ...), which no JSON schema can list.
         excluded.append(positive_data_acceptance)
-    if _only_text_nul_errors(response):
-        # U+0000 in a text input whose schema does not say so yet (the login form and the slug in
-        # the path, whose owners are moving them onto app.text's types); every other text input
-        # documents the rule as a pattern, so positive fuzzing sends no NUL there.
-        excluded.append(positive_data_acceptance)
     ids = {value for value in (case.path_parameters or {}).values() if isinstance(value, int)}
     if identity is not None and identity.reissued & ids:
         # This test signed its identity up again after the fuzzer deleted it, and SQLite hands a
@@ -149,16 +144,6 @@ def removed_by_cascade(recorder: ScenarioRecorder, case: Case) -> bool:
 def _at_special_use_domain(address: str) -> bool:
     domain = address.rpartition("@")[2].rstrip(".").lower()
     return any(domain == name or domain.endswith(f".{name}") for name in SPECIAL_USE_DOMAIN_NAMES)
-
-
-def _only_text_nul_errors(response: schemathesis.Response) -> bool:
-    if response.status_code != 422:
-        return False
-    try:
-        detail = response.json()["detail"]
-    except (ValueError, KeyError, TypeError):
-        return False
-    return isinstance(detail, list) and bool(detail) and all(error.get("type") == "text_nul" for error in detail)
 
 
 @dataclass

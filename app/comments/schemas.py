@@ -5,12 +5,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from app.schemas import DOCUMENT_TEXT_RULE, AuthorRef
+from app.schemas import AuthorRef
 from app.text import Text
 
 BODY_MAX_LENGTH = 10_000
 
-Body = Annotated[Text, Field(min_length=1, max_length=BODY_MAX_LENGTH), DOCUMENT_TEXT_RULE]
+Body = Annotated[Text, Field(min_length=1, max_length=BODY_MAX_LENGTH)]
 
 
 class CommentCreate(BaseModel):

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from app.models.post import TITLE_MAX_LENGTH
 from app.pagination import CursorPageParams, SortOrder
 from app.params import MAX_ID
-from app.schemas import DOCUMENT_NOT_BLANK, DOCUMENT_TEXT_RULE, AuthorRef, Omittable
-from app.text import CLEAN, Text
+from app.schemas import AuthorRef, Omittable
+from app.text import CLEAN, DOCUMENT_NOT_BLANK, Text
 
 CONTENT_MAX_LENGTH = 100_000
 
@@ -18,7 +18,7 @@ Title = Annotated[
     # and this way round pydantic strips before it checks the length: on `Text`, "   " passed.
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH), CLEAN, DOCUMENT_NOT_BLANK
 ]
-Content = Annotated[Text, Field(min_length=1, max_length=CONTENT_MAX_LENGTH), DOCUMENT_TEXT_RULE]
+Content = Annotated[Text, Field(min_length=1, max_length=CONTENT_MAX_LENGTH)]
 
 
 class PostCreate(BaseModel):
@@ -63,9 +63,7 @@ PostOrder = Literal["created_at", "id", "views", "title"]
 
 
 class PostQuery(CursorPageParams):
-    q: Annotated[Text, DOCUMENT_TEXT_RULE] | None = Field(
-        default=None, max_length=TITLE_MAX_LENGTH, description="Case-insensitive part of the title."
-    )
+    q: Text | None = Field(default=None, max_length=TITLE_MAX_LENGTH, description="Case-insensitive part of the title.")
     order_by: PostOrder = "created_at"
     order: SortOrder = Field(default="desc", description="Ties are broken by id in the same direction.")
 

@@ -8,8 +8,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, St
 from app.emails import Email
 from app.models.user import NAME_MAX_LENGTH
 from app.pagination import TOTAL_DESCRIPTION, PageParams, SortOrder
-from app.schemas import DOCUMENT_NOT_BLANK, DOCUMENT_TEXT_RULE, Omittable, PostSummary
-from app.text import CLEAN, Text
+from app.schemas import Omittable, PostSummary
+from app.text import CLEAN, DOCUMENT_NOT_BLANK, DOCUMENT_TEXT_RULE, Text
 
 BIO_MAX_LENGTH = 5000
 
@@ -24,7 +24,7 @@ Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH), CLEAN, DOCUMENT_NOT_BLANK
 ]
 Password = Annotated[SecretStr, CLEAN, Field(min_length=8, max_length=128), DOCUMENT_TEXT_RULE]
-Bio = Annotated[Text, Field(max_length=BIO_MAX_LENGTH), DOCUMENT_TEXT_RULE]
+Bio = Annotated[Text, Field(max_length=BIO_MAX_LENGTH)]
 
 # A domain as an email address ends: dot-separated labels of letters, digits and inner hyphens, in
 # any letter case, with or without the `@`. Stated as the pattern the schema documents, and checked
@@ -115,9 +115,7 @@ UserListItem = UserPrivateWithPosts | UserPublicWithPosts | UserPrivate | UserPu
 
 
 class UserListParams(PageParams):
-    q: Annotated[Text, DOCUMENT_TEXT_RULE] | None = Field(
-        default=None, max_length=NAME_MAX_LENGTH, description="Case-insensitive part of the name."
-    )
+    q: Text | None = Field(default=None, max_length=NAME_MAX_LENGTH, description="Case-insensitive part of the name.")
     is_admin: bool | None = None
     is_active: bool = Field(default=True, description="`false` lists deactivated users (admins only).")
     email_domain: list[Domain] = Field(
