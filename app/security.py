@@ -2,48 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
+import anyio
 import jwt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from app.params import MAX_ID
+
 # OWASP's minimum for argon2id: 19 MiB, 2 iterations, 1 lane (about 20 ms of one core here).
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
 
-
-def _cores() -> int:
-    """The CPUs this process may run on (its affinity, e.g. a container's cpuset), at least 1."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
-
-
-# Hashing is CPU-bound. It runs on threads of its own, one per core: it never stalls the event
-# loop, never takes the threads of the default pool (where FastAPI runs every plain `def`), and a
-# burst of logins uses no more than the cores can work on at once. Always the same threads is what
-# keeps memory flat: a hash allocates 19 MiB, which glibc keeps, once freed, in the arena of the
-# thread that freed it, for that thread's next hash. Hashed on whichever thread of the default
-# pool was free, every arena (up to 8 per core) came to keep a block: 430 MiB where the same load
-# now stays at 164. Returning each block instead (mallopt's M_MMAP_THRESHOLD) made every hash
-# fault its 19 MiB in anew, +50 % CPU per login (BENCHMARKS.md, "Memory").
-HASHING_THREADS = _cores()
-_hashing_threads = ThreadPoolExecutor(HASHING_THREADS, thread_name_prefix="argon2")
-
-
-T = TypeVar("T")
-
-
-async def _hashing(function: Callable[..., T], *args: str) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_hashing_threads, function, *args)
-
+# Hashing is CPU-bound and runs in worker threads so it never stalls the event loop. A limiter of
+# its own keeps a burst of logins from occupying every thread of the default pool, and from
+# using more than the cores can work on at once.
+_hash_limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
 
 # Verified against when the email is unknown, so an unknown address costs the same time as a
 # wrong password and response times do not reveal which accounts exist.
@@ -53,7 +30,7 @@ ALGORITHM = "HS256"
 
 
 async def hash_password(password: str) -> str:
-    return await _hashing(_hasher.hash, password)
+    return await anyio.to_thread.run_sync(_hasher.hash, password, limiter=_hash_limiter)
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -65,7 +42,7 @@ def _verify(password_hash: str, password: str) -> bool:
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password; with no hash (unknown user) spend the same time and return False."""
-    ok = await _hashing(_verify, password_hash or _DUMMY_HASH, password)
+    ok = await anyio.to_thread.run_sync(_verify, password_hash or _DUMMY_HASH, password, limiter=_hash_limiter)
     return ok and password_hash is not None
 
 
@@ -106,6 +83,14 @@ def decode_access_token(token: str, *, secret: str) -> TokenClaims | None:
     try:
         # Pinning the algorithm rejects `alg: none` and key-confusion tokens.
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "iat", "pwd"]})
-        return TokenClaims(user_id=int(claims["sub"]), password_fingerprint=str(claims["pwd"]))
-    except (jwt.InvalidTokenError, ValueError, TypeError):
+    except jwt.InvalidTokenError:
         return None
+    # Signed by us, yet naming no possible account: invalid like any other, rather than a query
+    # the database refuses (PostgreSQL's integer ends at 2^31-1). We write `sub` as str(id), so
+    # anything else ("007", " 7", a full-width 7) is not ours either.
+    sub = claims["sub"]
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and sub == str(int(sub))):
+        return None
+    if not 1 <= int(sub) <= MAX_ID:
+        return None
+    return TokenClaims(user_id=int(sub), password_fingerprint=str(claims["pwd"]))

@@ -101,6 +101,17 @@ async def test_me_rejects_missing_and_invalid_tokens(client: httpx.AsyncClient, 
     assert (await client.get("/users/me", headers=alice.headers)).status_code == 200
 
 
+async def test_a_signed_token_naming_an_impossible_id_is_a_401(client: httpx.AsyncClient) -> None:
+    """D5: signed with the right key, but `sub` is no id a row can have -- not a database error."""
+    now = datetime.now(UTC)
+    for sub in (str(2**31), str(2**63), str(10**30), "0", "-1", "1e3", " 7", "007", "\uff17"):
+        claims = {"sub": sub, "iat": now, "exp": now + timedelta(minutes=5), "pwd": "0" * 16}
+        token = jwt.encode(claims, SECRET_KEY, algorithm="HS256")
+        response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401, (sub, response.text)
+        assert response.json()["code"] == "invalid_token"
+
+
 async def test_token_of_a_deleted_user_is_rejected(client: httpx.AsyncClient, alice: Account) -> None:
     assert (await client.delete(f"/users/{alice.id}", headers=alice.headers)).status_code == 200
     assert (await client.get("/users/me", headers=alice.headers)).status_code == 401
