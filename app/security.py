@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-import anyio
 import jwt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,10 +20,32 @@ from app.params import MAX_ID
 # OWASP's minimum for argon2id: 19 MiB, 2 iterations, 1 lane (about 20 ms of one core here).
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
 
-# Hashing is CPU-bound and runs in worker threads so it never stalls the event loop. A limiter of
-# its own keeps a burst of logins from occupying every thread of the default pool, and from
-# using more than the cores can work on at once.
-_hash_limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+
+def _cores() -> int:
+    """The CPUs this process may run on (its affinity, e.g. a container's cpuset), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+# Hashing is CPU-bound. It runs on threads of its own, one per core: it never stalls the event
+# loop, never takes the threads of the default pool (where FastAPI runs every plain `def`), and a
+# burst of logins uses no more than the cores can work on at once. Always the same threads is also
+# what keeps memory flat: a hash allocates 19 MiB, which glibc keeps, once freed, in the arena of
+# the thread that freed it, for that thread's next hash. On whichever thread of the default pool
+# was free, every arena (up to 8 per core) came to keep a block: 400 MiB instead of 182 after
+# 6,000 logins. Returning each block instead (mallopt's M_MMAP_THRESHOLD) made every hash fault
+# its 19 MiB in anew: +50 % CPU per login (BENCHMARKS.md, "Memory").
+HASHING_THREADS = _cores()
+_hashing_threads = ThreadPoolExecutor(HASHING_THREADS, thread_name_prefix="argon2")
+
+
+T = TypeVar("T")
+
+
+async def _hashing(function: Callable[..., T], *args: str) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_hashing_threads, function, *args)
+
 
 # Verified against when the email is unknown, so an unknown address costs the same time as a
 # wrong password and response times do not reveal which accounts exist.
@@ -30,7 +55,7 @@ ALGORITHM = "HS256"
 
 
 async def hash_password(password: str) -> str:
-    return await anyio.to_thread.run_sync(_hasher.hash, password, limiter=_hash_limiter)
+    return await _hashing(_hasher.hash, password)
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -42,7 +67,7 @@ def _verify(password_hash: str, password: str) -> bool:
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password; with no hash (unknown user) spend the same time and return False."""
-    ok = await anyio.to_thread.run_sync(_verify, password_hash or _DUMMY_HASH, password, limiter=_hash_limiter)
+    ok = await _hashing(_verify, password_hash or _DUMMY_HASH, password)
     return ok and password_hash is not None
 
 
