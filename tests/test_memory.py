@@ -26,6 +26,7 @@ import pytest
 
 from app.config import PROJECT_ROOT
 from tests.conftest import PASSWORD, SECRET_KEY, in_ci
+from tests.servers import rss_mib
 
 CPUS = 2
 LOGINS = 400
@@ -51,13 +52,6 @@ def blocking() -> None:
 
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for process {pid}")
 
 
 def _free_port() -> int:
@@ -143,7 +137,7 @@ async def _log_in(base_url: str, emails: list[str]) -> None:
 
 async def test_logins_beside_work_on_the_default_thread_pool_do_not_grow_the_server(server: tuple[str, int]) -> None:
     base_url, pid = server
-    before = _rss_mib(pid)
+    before = rss_mib(pid)
     await _log_in(base_url, [f"reader{n}@example.com" for n in range(4)])
-    growth = _rss_mib(pid) - before
+    growth = rss_mib(pid) - before
     assert growth < MAX_GROWTH_MIB, f"{LOGINS} logins grew the server by {growth:.0f} MiB (from {before:.0f} MiB)"

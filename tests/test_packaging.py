@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 
 from app.config import PROJECT_ROOT
 from app.migrations import SCRIPT_LOCATION, head_revision
+from tests.servers import free_port
 
 UV = Path(sys.executable).parent / "uv"
 # Settings and paths that would let the checkout (or the suite's venv) leak into the installed app.
@@ -110,17 +110,10 @@ def _tables(database: Path) -> set[str]:
         return {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serving(installed: Installed, database_url: str, log: Path) -> Iterator[str]:
     """`python -m app serve` from the install, until it answers; its base URL."""
-    port = _free_port()
+    port = free_port()
     with log.open("w") as output:
         server = subprocess.Popen(  # noqa: S603
             [str(installed.python), "-m", "app", "serve", "--port", str(port)],
