@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import os
 import secrets
+import shutil
+import tempfile
 
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
 from app.config import Settings, get_settings
 from app.engines import create_engine
+from app.logs import configure_logging
+from app.metrics import MULTIPROCESS_DIRECTORY
 from app.migrations import Migration, UnknownRevision, migrate
 
 
@@ -46,20 +48,7 @@ def main(argv: list[str] | None = None) -> None:
             # Workers and reloads are separate processes: they must sign with one key, or a
             # token from one is rejected by the next.
             os.environ["SECRET_KEY"] = secrets.token_urlsafe(48)
-        # uvicorn's logging, plus the app's own loggers (startup migration, 503s, 500 tracebacks).
-        log_config = copy.deepcopy(LOGGING_CONFIG)
-        log_config["loggers"]["app"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-        uvicorn.run(
-            # Each worker builds the app through the factory, which also tunes its process.
-            "app.serving:served_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            reload=args.reload,
-            proxy_headers=True,
-            log_config=log_config,
-        )
+        _serve(settings, host=args.host, port=args.port, workers=args.workers, reload=args.reload)
     elif args.command == "migrate":
         print(describe(asyncio.run(_migrate(settings))))
     elif args.command == "seed":
@@ -71,6 +60,34 @@ def main(argv: list[str] | None = None) -> None:
 
 
 SEED_STATEMENT_TIMEOUT = 3600.0
+
+
+def _serve(settings: Settings, *, host: str, port: int, workers: int, reload: bool) -> None:
+    # This process (uvicorn's supervisor) logs like its workers; uvicorn configures nothing itself.
+    configure_logging(level=settings.log_level, renderer=settings.log_renderer)
+    own_directory = None
+    if workers > 1 and settings.metrics_enabled and not os.environ.get(MULTIPROCESS_DIRECTORY):
+        # Each worker writes its metrics to files there and a scrape sums them (app.metrics);
+        # a fresh directory per run, so no number of an earlier run is counted again.
+        own_directory = tempfile.mkdtemp(prefix="blogapi-metrics-")
+        os.environ[MULTIPROCESS_DIRECTORY] = own_directory
+    try:
+        uvicorn.run(
+            # Each worker builds the app through the factory, which also tunes its process.
+            "app.serving:served_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            proxy_headers=True,
+            log_config=None,
+            # The app writes one line per request itself, with its route and request id.
+            access_log=False,
+        )
+    finally:
+        if own_directory is not None:
+            shutil.rmtree(own_directory, ignore_errors=True)
 
 
 def describe(migration: Migration) -> str:

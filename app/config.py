@@ -173,6 +173,16 @@ class Settings(BaseSettings):
     # Peers whose X-Forwarded-For is believed: comma-separated addresses or networks, none by default.
     trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
 
+    # What the service tells its operators (README: Operations).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Unset: readable lines in development, one JSON object per line in production.
+    log_format: Literal["console", "json"] | None = None
+    metrics_enabled: bool = True
+    # A statement slower than this is logged with its SQL (never its parameters); 0 logs none.
+    db_slow_query_ms: float = Field(default=200.0, ge=0, le=3_600_000)
+    # Set (OpenTelemetry's own variable), requests and statements are traced: `pip install .[otel]`.
+    otel_exporter_otlp_endpoint: str | None = None
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -196,7 +206,15 @@ class Settings(BaseSettings):
     def _parse_trusted_proxies(cls, value: object) -> object:
         return parse_networks(value) if isinstance(value, str) else value
 
-    @field_validator("admin_email", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        return value.upper() if value.lower() in {"debug", "info", "warning", "error", "critical"} else value.lower()
+
+    @field_validator("admin_email", "otel_exporter_otlp_endpoint", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -221,6 +239,10 @@ class Settings(BaseSettings):
     @property
     def async_database_url(self) -> URL:
         return to_async_url(self.database_url)
+
+    @property
+    def log_renderer(self) -> Literal["console", "json"]:
+        return self.log_format or ("json" if self.environment == "production" else "console")
 
     @property
     def rate_limit_storage(self) -> str:

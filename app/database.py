@@ -35,9 +35,12 @@ from starlette.routing import BaseRoute
 
 from app.config import Settings
 from app.engines import create_autocommit_engine, create_engine, for_units_of_work
+from app.logs import BoundedLog
 from app.pool_gate import PoolGate
 
 logger = logging.getLogger(__name__)
+# During an outage every request's rollback fails like the request did: a line now and then.
+_failed_rollbacks = BoundedLog(logger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +172,11 @@ class HandlesRoute(APIRoute):
             except BaseException:
                 try:
                     await handles.close(commit=False)
-                except Exception:
+                except Exception as exc:  # noqa: BLE001 -- logged, and the endpoint's error goes on
                     # The endpoint's error is the one to answer with; a rollback that fails too
                     # (the connection is gone) only means there is nothing left to undo.
-                    logger.warning("rollback after a failed request failed as well", exc_info=True)
+                    error = type(exc).__name__
+                    _failed_rollbacks.warning(error, "rollback after a failed request failed as well", error=error)
                 raise
             await handles.close(commit=True)
             return response

@@ -47,6 +47,41 @@ def database_error(exc: BaseException) -> AppError | None:
     return None
 
 
+def outage_reason(exc: BaseException) -> str:
+    """What kind of outage a 503 from `database_error` was, for `db_errors_total{reason}` and the log.
+
+    pool_exhausted: no connection of ours became free in time. timeout: the database took longer
+    than DB_COMMAND_TIMEOUT (or DB_POOL_TIMEOUT to connect). too_many_connections: the server
+    refused another client. locked: a lock was not granted in time (SQLite's file lock, MySQL's
+    lock wait). unavailable: anything else -- refused, dropped, restarting, shutting down.
+    """
+    if isinstance(exc, sa_exc.TimeoutError):
+        return "pool_exhausted"
+    causes = list(_chain(exc))
+    sqlstate = next((state for cause in causes if (state := getattr(cause, "sqlstate", None))), "") or ""
+    if sqlstate.startswith("53"):
+        return "too_many_connections"
+    if any(isinstance(cause, TimeoutError) for cause in causes) or sqlstate == "57014":
+        return "timeout"
+    text = " ".join(str(cause) for cause in causes[:2]).lower()
+    if "database is locked" in text or "lock wait timeout" in text or sqlstate == "55P03":
+        return "locked"
+    if "too many connections" in text:
+        return "too_many_connections"
+    return "unavailable"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, the driver's own under it, and what caused them (bounded: chains may loop)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 8:
+        seen.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return seen
+
+
 def _driver_error(exc: sa_exc.DBAPIError) -> AppError | None:
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
     if (

@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.config import Settings
+from app.pool_meter import MeteredQueuePool
 
 
 def engine_options(settings: Settings, url: URL) -> dict[str, Any]:
@@ -29,6 +30,7 @@ def engine_options(settings: Settings, url: URL) -> dict[str, Any]:
         "hide_parameters": not settings.db_echo,
         # A file SQLite database is served from a queue pool like the servers (SQLAlchemy's default
         # for aiosqlite files), so size and timeout apply to it as well.
+        "poolclass": MeteredQueuePool,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout,

@@ -2,8 +2,9 @@
 
 Application errors render themselves; the framework's own HTTP errors (no such route, wrong
 method, an unreadable or oversized body) get the same shape and a code; database failures go
-through `app.database_errors`; anything unexpected is logged once, with its traceback, and
-answered with a bare 500 -- never the traceback itself.
+through `app.database_errors` (a 503 is counted by reason and logged a bounded number of times
+per outage); anything unexpected is logged once, with its traceback, and answered with a bare
+500 that carries the request id -- never the traceback itself.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.database_errors import database_error
+from app.database_errors import database_error, outage_reason
 from app.errors import AppError
+from app.logs import BoundedLog
+from app.metrics import Metrics
+from app.request_context import current_request_id
 
 logger = logging.getLogger("app.errors")
-
-_INTERNAL_ERROR = AppError().body()
 
 # The framework raises these itself; each gets the code a client can branch on.
 _HTTP_CODES = {
@@ -71,13 +73,34 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _internal_error() -> JSONResponse:
+    # The id lets a user quote the failure, and an operator find its one log line.
+    return JSONResponse({**AppError().body(), "request_id": current_request_id()}, status_code=500)
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     mapped = database_error(exc)
     if mapped is None:
         _log_unexpected(request.scope, exc)
-        return JSONResponse(_INTERNAL_ERROR, status_code=500)
-    logger.warning("%s %s -> %d: %s", request.method, request.url.path, mapped.status_code, exc)
+        return _internal_error()
+    error = _summary(exc)
+    if mapped.status_code == 503:
+        reason = outage_reason(exc)
+        metrics: Metrics | None = request.app.state.metrics
+        if metrics is not None:
+            metrics.database_errors.labels(reason).inc()
+        outages: BoundedLog = request.app.state.database_outages
+        outages.warning(reason, "database unavailable", reason=reason, status=503, error=error)
+    else:
+        # A constraint or value no repository translated: answered, but worth a look.
+        logger.warning("database refused a write", extra={"status": mapped.status_code, "error": error})
     return _render(mapped)
+
+
+def _summary(exc: BaseException) -> str:
+    """The exception's class and first line: SQLAlchemy's text goes on with the statement."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -117,7 +140,8 @@ def _json_safe(value: object) -> Any:
 
 
 def _log_unexpected(scope: Scope, exc: BaseException) -> None:
-    logger.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+    fields = {"method": scope.get("method"), "path": scope.get("path")}
+    logger.error("unhandled error", exc_info=exc, extra=fields)
 
 
 class UnexpectedErrors:
@@ -140,10 +164,11 @@ class UnexpectedErrors:
             _log_unexpected(scope, exc)
             # Fails when the response had started already; the server then closes the connection.
             with contextlib.suppress(Exception):
-                await JSONResponse(_INTERNAL_ERROR, status_code=500)(scope, receive, send)
+                await _internal_error()(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.state.database_outages = BoundedLog(logger)
     handlers: dict[Any, Any] = {
         AppError: _app_error,
         HTTPException: _http_error,

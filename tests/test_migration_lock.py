@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import socket
@@ -60,17 +59,7 @@ def _free_ports(count: int) -> list[int]:
 
 
 def test_eight_processes_starting_at_once_migrate_exactly_once(empty_database: ScratchDatabase, tmp_path: Path) -> None:
-    # The app's own log lines (one per applied revision) to stderr, where the test reads them.
-    log_config = tmp_path / "logging.json"
-    log_config.write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
-                "loggers": {"app": {"handlers": ["stderr"], "level": "INFO"}},
-            }
-        )
-    )
+    # The app logs to stderr itself, under plain uvicorn too: one line per applied revision.
     env = {
         **os.environ,
         "DATABASE_URL": empty_database.url_string,
@@ -80,7 +69,7 @@ def test_eight_processes_starting_at_once_migrate_exactly_once(empty_database: S
     ports = _free_ports(8)
     processes = [
         subprocess.Popen(  # noqa: S603 -- the test's own interpreter and arguments
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-config", str(log_config)],
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

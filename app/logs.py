@@ -1,0 +1,169 @@
+"""How the service logs: one handler on the root logger, lines as JSON objects or readable text.
+
+`create_app()` configures it (and so does the CLI, for its own process), so `python -m app serve`,
+plain `uvicorn app.main:app` and an embedding host log alike. Everything goes through the standard
+library's `logging`: the app, uvicorn, SQLAlchemy and `limits` all log there already, and one
+formatter that reads the request id from a context variable puts it on all their lines; a
+structured-logging library would need a bridge for those and add nothing the app uses.
+
+A line is an event with fields: the message is short and fixed, the variable parts are `extra=`
+fields, which both formats show (JSON as keys, console as `key=value`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import sys
+import time
+from typing import Any, Literal, TextIO
+
+from app.request_context import current_request_id
+
+# The attributes every LogRecord has; anything else on a record came in through `extra=`.
+# (uvicorn adds `color_message`, its own coloured copy of the message.)
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
+
+_COLOURS = {
+    "DEBUG": "\x1b[2m",
+    "INFO": "\x1b[32m",
+    "WARNING": "\x1b[33m",
+    "ERROR": "\x1b[31m",
+    "CRITICAL": "\x1b[1;31m",
+}
+_RESET = "\x1b[0m"
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {key: value for key, value in record.__dict__.items() if key not in _RECORD_ATTRIBUTES}
+
+
+def _utc(created: float) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp (ISO 8601, UTC), level, logger, message, request_id, fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "timestamp": _utc(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if (request_id := current_request_id()) is not None:
+            line["request_id"] = request_id
+        line.update(_fields(record))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        # ASCII escapes keep any text (a lone surrogate, a control character) on one valid line.
+        return json.dumps(line, default=str)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """`2026-12-02 17:20:00.123 INFO  app.access  request method=GET ... request_id=...`, coloured on a terminal."""
+
+    def __init__(self, *, colour: bool) -> None:
+        super().__init__()
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = f"{record.levelname:<7}"
+        if self.colour:
+            level = f"{_COLOURS.get(record.levelname, '')}{level}{_RESET}"
+        stamp = _utc(record.created).replace("T", " ").removesuffix("Z")
+        fields = _fields(record)
+        if (request_id := current_request_id()) is not None:
+            fields["request_id"] = request_id
+        text = f"{stamp} {level} {record.name}  {record.getMessage()}"
+        if fields:
+            text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever `sys.stderr` is at the time, as logging's own last resort does: a test
+    runner that swaps it per test must not leave the handler writing to a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
+# uvicorn's own loggers: their lines go through the root handler like everyone's. Its access log
+# is off: the app writes one line per request itself, with the route and the request id.
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
+_SERVER_ACCESS_LOGGER = "uvicorn.access"
+# Chatty at INFO about what the app logs itself (the migrations it applied): heard at DEBUG only.
+_CHATTY_LOGGERS = ("alembic",)
+
+
+def configure_logging(*, level: str, renderer: Literal["console", "json"]) -> None:
+    """Install the one handler (replacing one an earlier call installed; leaving anyone else's)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, StderrHandler)]:
+        root.removeHandler(handler)
+    handler = StderrHandler()
+    colour = renderer == "console" and sys.stderr.isatty()
+    handler.setFormatter(JsonFormatter() if renderer == "json" else ConsoleFormatter(colour=colour))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
+        server_logger.setLevel(logging.NOTSET)
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
+    access = logging.getLogger(_SERVER_ACCESS_LOGGER)
+    access.handlers.clear()
+    access.propagate = False
+    # uvicorn asks this level once per connection and skips its access line altogether above INFO.
+    access.setLevel(logging.WARNING)
+
+
+class BoundedLog:
+    """At most one line per key and interval: the first at once, then a count of what followed.
+
+    An outage fails every request the same way; 5,000 lines saying so bury everything else and
+    cost the service while it is struggling. The count comes from a timer, so the last interval
+    of an outage is reported too.
+    """
+
+    def __init__(self, logger: logging.Logger, *, interval: float = 10.0) -> None:
+        self.logger, self.interval = logger, interval
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, key: str, message: str, **fields: Any) -> None:
+        if key in self._suppressed:
+            self._suppressed[key] += 1
+            return
+        self.logger.warning(message, extra=fields)
+        self._suppressed[key] = 0
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop, no timer: the next occurrence is logged again
+            del self._suppressed[key]
+            return
+        # A fresh context: the count belongs to no single request.
+        loop.call_later(self.interval, self._report, key, message, fields, context=contextvars.Context())
+
+    def _report(self, key: str, message: str, fields: dict[str, Any]) -> None:
+        count = self._suppressed.pop(key, 0)
+        if count:
+            self.logger.warning(
+                "%s: %d more in the last %g s", message, count, self.interval, extra={**fields, "repeated": count}
+            )
