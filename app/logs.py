@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
 from app.request_context import current_request_id
@@ -34,6 +35,20 @@ _COLOURS = {
     "CRITICAL": "\x1b[1;31m",
 }
 _RESET = "\x1b[0m"
+
+
+def _with_request_id(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """Records made while a request is served carry its id as a field, for every handler alike
+    (ours, a test's, an embedding host's) -- read as the record is made, in the request's context."""
+
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        if (request_id := current_request_id()) is not None:
+            record.request_id = request_id
+        return record
+
+    make_record.adds_request_id = True  # type: ignore[attr-defined]
+    return make_record
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -55,8 +70,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if (request_id := current_request_id()) is not None:
-            line["request_id"] = request_id
         line.update(_fields(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
@@ -77,8 +90,6 @@ class ConsoleFormatter(logging.Formatter):
             level = f"{_COLOURS.get(record.levelname, '')}{level}{_RESET}"
         stamp = _utc(record.created).replace("T", " ").removesuffix("Z")
         fields = _fields(record)
-        if (request_id := current_request_id()) is not None:
-            fields["request_id"] = request_id
         text = f"{stamp} {level} {record.name}  {record.getMessage()}"
         if fields:
             text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
@@ -113,6 +124,8 @@ _CHATTY_LOGGERS = ("alembic",)
 
 def configure_logging(*, level: str, renderer: Literal["console", "json"]) -> None:
     """Install the one handler (replacing one an earlier call installed; leaving anyone else's)."""
+    if not getattr(logging.getLogRecordFactory(), "adds_request_id", False):
+        logging.setLogRecordFactory(_with_request_id(logging.getLogRecordFactory()))
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, StderrHandler)]:
         root.removeHandler(handler)

@@ -45,6 +45,13 @@ _SETTINGS_ENV = (
     "RATE_LIMIT_KEY_PREFIX",
     "RATE_LIMIT_STORAGE_TIMEOUT",
     "TRUSTED_PROXIES",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "METRICS_ENABLED",
+    "DB_SLOW_QUERY_MS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    # prometheus-client's own: set, every metric of the run would go to files there.
+    "PROMETHEUS_MULTIPROC_DIR",
 )
 SECRET_KEY = "test-secret-key-with-plenty-of-entropy-0123456789"
 PASSWORD = "correct horse battery"
