@@ -47,6 +47,11 @@ def database_error(exc: BaseException) -> AppError | None:
     return None
 
 
+# MySQL/MariaDB error numbers: too many connections, per user, per account resource; lock wait timeout.
+_MYSQL_TOO_MANY_CONNECTIONS = {1040, 1203, 1226}
+_MYSQL_LOCK_WAIT_TIMEOUT = 1205
+
+
 def outage_reason(exc: BaseException) -> str:
     """What kind of outage a 503 from `database_error` was, for `db_errors_total{reason}` and the log.
 
@@ -59,16 +64,20 @@ def outage_reason(exc: BaseException) -> str:
         return "pool_exhausted"
     causes = list(_chain(exc))
     sqlstate = next((state for cause in causes if (state := getattr(cause, "sqlstate", None))), "") or ""
-    if sqlstate.startswith("53"):
+    mysql_errno = next((cause.args[0] for cause in causes if _is_mysql_error(cause)), None)
+    if sqlstate.startswith("53") or mysql_errno in _MYSQL_TOO_MANY_CONNECTIONS:
         return "too_many_connections"
     if any(isinstance(cause, TimeoutError) for cause in causes) or sqlstate == "57014":
         return "timeout"
     text = " ".join(str(cause) for cause in causes[:2]).lower()
-    if "database is locked" in text or "lock wait timeout" in text or sqlstate == "55P03":
+    if "database is locked" in text or mysql_errno == _MYSQL_LOCK_WAIT_TIMEOUT or sqlstate == "55P03":
         return "locked"
-    if "too many connections" in text:
-        return "too_many_connections"
     return "unavailable"
+
+
+def _is_mysql_error(exc: BaseException) -> bool:
+    # asyncmy's errors carry the server's error number first; an OSError's errno is no such number.
+    return type(exc).__module__.startswith("asyncmy") and bool(exc.args) and isinstance(exc.args[0], int)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

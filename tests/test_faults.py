@@ -184,6 +184,9 @@ async def test_a_statement_that_outlives_the_command_timeout_is_a_503(backend: S
             await blocker.rollback()
         assert response.status_code == 503, response.text
         assert 0.9 < elapsed < 5
+        # Counted as what it was: the database took too long (SQLite: its lock was not granted).
+        reason = "locked" if backend.backend == "sqlite" else "timeout"
+        assert f'db_errors_total{{reason="{reason}"}} 1.0' in (await client.get("/metrics")).text
         # The pool recovers: the next request is served normally.
         assert (await client.get("/users")).status_code == 200
 
@@ -217,10 +220,13 @@ async def test_a_server_refusing_connections_is_a_503(backend: ScratchDatabase) 
                     other = create_app(make_settings(backend, database_url=url.render_as_string(hide_password=False)))
                     async with serving(other) as second:
                         response = await second.get("/users")
+                        metrics = (await second.get("/metrics")).text
             else:
                 response = await client.get("/users")
+                metrics = (await client.get("/metrics")).text
         assert response.status_code == 503, response.text
         assert "retry-after" in response.headers
+        assert 'db_errors_total{reason="too_many_connections"} 1.0' in metrics
     finally:
         async with admin.connect() as connection:
             for statement in teardown:
