@@ -55,9 +55,15 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {key: value for key, value in record.__dict__.items() if key not in _RECORD_ATTRIBUTES}
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _utc(created: float) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+    global _last_second  # noqa: PLW0603 -- a one-entry cache: lines come many per second
+    whole = int(created)
+    if _last_second[0] != whole:
+        _last_second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_last_second[1]}.{int(created % 1 * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -120,6 +126,8 @@ _SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
 _SERVER_ACCESS_LOGGER = "uvicorn.access"
 # Chatty at INFO about what the app logs itself (the migrations it applied): heard at DEBUG only.
 _CHATTY_LOGGERS = ("alembic",)
+# Log every statement with its parameters (password hashes, emails) at DEBUG: never heard.
+_INDISCREET_LOGGERS = ("aiosqlite",)
 
 
 def configure_logging(*, level: str, renderer: Literal["console", "json"]) -> None:
@@ -141,10 +149,14 @@ def configure_logging(*, level: str, renderer: Literal["console", "json"]) -> No
         server_logger.setLevel(logging.NOTSET)
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
+    for name in _INDISCREET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # A library's warning is a line in the same format, not raw text between the JSON objects.
+    logging.captureWarnings(capture=True)
     access = logging.getLogger(_SERVER_ACCESS_LOGGER)
     access.handlers.clear()
     access.propagate = False
-    # uvicorn asks this level once per connection and skips its access line altogether above INFO.
+    # Without a handler of its own (nor one to propagate to), uvicorn writes no access line at all.
     access.setLevel(logging.WARNING)
 
 

@@ -111,7 +111,8 @@ class Metrics:
         duration.observe(seconds)
 
     def set_info(self, *, version: str, schema_revision: str | None) -> None:
-        self.info.clear()
+        if multiprocess_directory() is None:  # each worker sets it once; clear() is not for files
+            self.info.clear()
         self.info.labels(version, schema_revision or "unknown").set(1)
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
