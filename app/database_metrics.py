@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, ExecutionContext
-from sqlalchemy.engine.interfaces import ExceptionContext
+from sqlalchemy.engine import ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.database import Database
@@ -33,7 +33,6 @@ _OPERATIONS = {"select": "select", "with": "select", "insert": "insert", "update
 _MAX_REMEMBERED = 2000
 # A slow statement is logged in full up to this many characters.
 _MAX_LOGGED_SQL = 4000
-_STARTED = "_app_statement_started"
 
 
 class PrometheusPoolMeter(PoolMeter):
@@ -81,8 +80,14 @@ def _meter_pool(engine: AsyncEngine, meter: PoolMeter, *, meters_waits: bool) ->
 
 
 class StatementTimer:
-    """Times each statement between SQLAlchemy's cursor events: into the histogram, and into a
-    WARNING with its SQL text -- never its parameters -- when it took `slow_seconds` or longer."""
+    """Times each statement where the dialect hands it to the driver: into the histogram, and into
+    a WARNING with its SQL text -- never its parameters -- when it took `slow_seconds` or longer
+    (a statement cut off by DB_COMMAND_TIMEOUT too, with its error).
+
+    Dialect events rather than the engine's cursor events: an engine with listeners of its own
+    makes SQLAlchemy join its listeners onto every new Connection and check them at every step,
+    which cost about 20 µs per request (BENCHMARKS.md, "Cost of the operations layer").
+    """
 
     def __init__(self, metrics: Metrics | None, *, slow_seconds: float | None) -> None:
         self._histograms = (
@@ -95,10 +100,9 @@ class StatementTimer:
 
     def attach(self, engine: AsyncEngine) -> None:
         sync_engine = engine.sync_engine
-        event.listen(sync_engine, "before_cursor_execute", self._before)
-        event.listen(sync_engine, "after_cursor_execute", self._after)
-        if self._slow is not None:
-            event.listen(sync_engine, "handle_error", self._failed)
+        event.listen(sync_engine, "do_execute", self._execute)
+        event.listen(sync_engine, "do_execute_no_params", self._execute_no_params)
+        event.listen(sync_engine, "do_executemany", self._executemany)
 
     def operation(self, statement: str) -> str:
         operation = self._operations.get(statement)
@@ -109,37 +113,37 @@ class StatementTimer:
                 self._operations[statement] = operation
         return operation
 
-    def _before(
-        self, _conn: Connection, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool
-    ) -> None:
-        setattr(context, _STARTED, time.perf_counter())
+    # Each returns True: the statement has been executed, by the dialect's own method.
+    def _execute(self, cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
+        return self._timed(statement, context.dialect.do_execute, cursor, statement, parameters, context)
 
-    def _after(self, _conn: Connection, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
-        seconds = time.perf_counter() - getattr(context, _STARTED)
+    def _execute_no_params(self, cursor: Any, statement: str, context: ExecutionContext) -> bool:
+        return self._timed(statement, context.dialect.do_execute_no_params, cursor, statement, context)
+
+    def _executemany(self, cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
+        return self._timed(statement, context.dialect.do_executemany, cursor, statement, parameters, context)
+
+    def _timed(self, statement: str, execute: Callable[..., None], *arguments: Any) -> bool:
+        started = time.perf_counter()
+        try:
+            execute(*arguments)
+        except BaseException as exc:
+            self._finished(statement, started, error=exc)
+            raise
+        self._finished(statement, started, error=None)
+        return True
+
+    def _finished(self, statement: str, started: float, *, error: BaseException | None) -> None:
+        seconds = time.perf_counter() - started
         operation = self.operation(statement)
-        if self._histograms is not None:
+        if self._histograms is not None and error is None:
             self._histograms[operation].observe(seconds)
         if self._slow is not None and seconds >= self._slow:
-            self._log(statement, operation, seconds, error=None)
-
-    def _failed(self, exception_context: ExceptionContext) -> None:
-        # A statement cut off by DB_COMMAND_TIMEOUT is the slowest of all; it never reaches "after".
-        context: ExecutionContext | None = exception_context.execution_context
-        started = getattr(context, _STARTED, None)
-        statement = exception_context.statement
-        if started is None or statement is None or self._slow is None:
-            return
-        seconds = time.perf_counter() - started
-        if seconds >= self._slow:
-            error = type(exception_context.original_exception).__name__
-            self._log(statement, self.operation(statement), seconds, error=error)
-
-    def _log(self, statement: str, operation: str, seconds: float, *, error: str | None) -> None:
-        fields: dict[str, Any] = {
-            "duration_ms": round(seconds * 1000, 1),
-            "operation": operation,
-            "statement": statement[:_MAX_LOGGED_SQL],
-        }
-        if error is not None:
-            fields["error"] = error
-        logger.warning("slow statement", extra=fields)
+            fields: dict[str, Any] = {
+                "duration_ms": round(seconds * 1000, 1),
+                "operation": operation,
+                "statement": statement[:_MAX_LOGGED_SQL],
+            }
+            if error is not None:
+                fields["error"] = type(error).__name__
+            logger.warning("slow statement", extra=fields)
