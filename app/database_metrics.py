@@ -1,9 +1,10 @@
 """What the app sees of its database: the pools' numbers, each statement's time, slow statements.
 
 `observe_database` wires them onto the app's engines once, at `create_app()`: the pools report
-to `db_pool_*`, and SQLAlchemy's cursor events time every statement for
-`db_statement_duration_seconds` and for the slow-statement line (DB_SLOW_QUERY_MS). With
-metrics off and the slow line off, nothing is attached and a statement costs what it did.
+their waits to `db_pool_*` and their connections are read off them before each collection, and
+the dialects' execute events time every statement for `db_statement_duration_seconds` and for
+the slow-statement line (DB_SLOW_QUERY_MS). With metrics off and the slow line off, nothing is
+attached and a statement costs what it did.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.database import Database
 from app.metrics import Metrics
-from app.pool_meter import MeteredQueuePool, PoolMeter
+from app.pool_meter import ConnectionCounts, MeteredQueuePool, PoolMeter, connection_counts
 
 logger = logging.getLogger("app.database")
 
@@ -36,15 +37,11 @@ _MAX_LOGGED_SQL = 4000
 
 
 class PrometheusPoolMeter(PoolMeter):
-    """A pool's numbers as `db_pool_*{pool=name}`, each gauge written only when it changes."""
+    """A pool's waits as `db_pool_waiters{pool=name}` and `db_pool_wait_seconds{pool=name}`."""
 
     def __init__(self, metrics: Metrics, pool: str) -> None:
         self._waiters = metrics.pool_waiters.labels(pool)
         self._wait = metrics.pool_wait.labels(pool)
-        self._states = [metrics.pool_connections.labels(pool, state) for state in ("in_use", "idle", "overflow")]
-        self._last = [-1, -1, -1]
-        for gauge in self._states:
-            gauge.set(0)
         self._waiters.set(0)
 
     def waiting(self, delta: int) -> None:
@@ -53,30 +50,43 @@ class PrometheusPoolMeter(PoolMeter):
     def waited(self, seconds: float) -> None:
         self._wait.observe(seconds)
 
-    def connections(self, *, in_use: int, idle: int, overflow: int) -> None:
-        for index, value in enumerate((in_use, idle, overflow)):
-            if self._last[index] != value:
-                self._last[index] = value
-                self._states[index].set(value)
+
+class PoolConnections:
+    """Writes each pool's connections into `db_pool_connections`; run before every collection."""
+
+    def __init__(self, metrics: Metrics, engines: dict[str, AsyncEngine]) -> None:
+        self._pools = [
+            (engine, [metrics.pool_connections.labels(name, state) for state in ConnectionCounts._fields])
+            for name, engine in engines.items()
+        ]
+
+    def __call__(self) -> None:
+        for engine, gauges in self._pools:
+            # The engine's pool now: engine.dispose() replaces it.
+            for gauge, count in zip(gauges, connection_counts(engine.sync_engine.pool), strict=True):
+                gauge.set(count)
 
 
 def observe_database(database: Database, *, metrics: Metrics | None, slow_statement_ms: float) -> None:
     if metrics is not None:
-        _meter_pool(database.engine, PrometheusPoolMeter(metrics, TRANSACTION_POOL), meters_waits=True)
-        autocommit = PrometheusPoolMeter(metrics, AUTOCOMMIT_POOL)
-        # The gate in front of the autocommit pool is where its requests wait.
-        _meter_pool(database.autocommit_engine, autocommit, meters_waits=False)
-        database.gate.meter = autocommit
+        _meter_pool(database.engine, PrometheusPoolMeter(metrics, TRANSACTION_POOL))
+        # The gate in front of the autocommit pool is where its requests wait; the pool never does.
+        database.gate.meter = PrometheusPoolMeter(metrics, AUTOCOMMIT_POOL)
+        sample = PoolConnections(
+            metrics, {AUTOCOMMIT_POOL: database.autocommit_engine, TRANSACTION_POOL: database.engine}
+        )
+        metrics.before_collection.append(sample)
+        sample()
     if metrics is not None or slow_statement_ms > 0:
         timer = StatementTimer(metrics, slow_seconds=slow_statement_ms / 1000 if slow_statement_ms > 0 else None)
         for engine in (database.engine, database.autocommit_engine):
             timer.attach(engine)
 
 
-def _meter_pool(engine: AsyncEngine, meter: PoolMeter, *, meters_waits: bool) -> None:
+def _meter_pool(engine: AsyncEngine, meter: PoolMeter) -> None:
     pool = engine.sync_engine.pool
     if isinstance(pool, MeteredQueuePool):  # an engine built elsewhere (a test's) may pool otherwise
-        pool.meter, pool.meters_waits = meter, meters_waits
+        pool.meter = meter
 
 
 class StatementTimer:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from app.database_metrics import observe_database
 from app.error_handlers import install_error_handlers
 from app.health.router import router as health_router
 from app.logs import configure_logging
-from app.metrics import METRICS_PATH, Metrics, serve_metrics
+from app.metrics import METRICS_PATH, Metrics, multiprocess_directory, serve_metrics
 from app.migrations import check_revision, migrate
 from app.openapi import document_contract
 from app.posts.router import router as posts_router
@@ -86,9 +87,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         target = database.engine.url.render_as_string(hide_password=True)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StartupError(f"startup failed against {target}: {type(exc).__name__}: {reason}") from None
+    sampling = asyncio.create_task(metrics.keep_sampling()) if metrics and multiprocess_directory() else None
     try:
         yield
     finally:
+        if sampling is not None:
+            sampling.cancel()
         await database.dispose()
         await app.state.rate_limits.close()
         if metrics is not None:

