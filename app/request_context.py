@@ -111,7 +111,10 @@ class RequestContext:
                 "duration_ms": round(seconds * 1000, 2),
                 "client": self._client(scope),
             }
-            access_logger.log(level, "request", extra=fields)
+            # The record made directly: `Logger.log` would walk the stack for a caller nobody shows.
+            access_logger.handle(
+                access_logger.makeRecord(access_logger.name, level, __file__, 0, "request", (), None, extra=fields)
+            )
 
     def _route(self, scope: Scope) -> str:
         route: Any = scope.get("route")
