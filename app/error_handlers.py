@@ -26,7 +26,7 @@ from app.database_errors import database_error, outage_reason
 from app.errors import AppError
 from app.logs import BoundedLog
 from app.metrics import Metrics
-from app.request_context import current_request_id
+from app.request_id import current_request_id
 
 logger = logging.getLogger("app.errors")
 

@@ -13,6 +13,7 @@ fields, which both formats show (JSON as keys, console as `key=value`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
-from app.request_context import current_request_id
+from app.request_id import current_request_id
 
 # The attributes every LogRecord has; anything else on a record came in through `extra=`.
 # (uvicorn adds `color_message`, its own coloured copy of the message.)
@@ -66,41 +67,53 @@ def _utc(created: float) -> str:
     return f"{_last_second[1]}.{int(created % 1 * 1000):03d}Z"
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: timestamp (ISO 8601, UTC), level, logger, message, request_id, fields."""
+class LineFormatter(logging.Formatter):
+    """A line from its parts, so that a record and an event written directly (`emit_fields`) read alike."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "timestamp": _utc(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        line.update(_fields(record))
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+        exception = self.formatException(record.exc_info) if record.exc_info else None
+        message, fields = record.getMessage(), _fields(record)
+        return self.render(record.created, record.levelname, record.name, message, fields=fields, exception=exception)
+
+    def render(
+        self, created: float, level: str, logger: str, message: str, *, fields: dict[str, Any], exception: str | None
+    ) -> str:
+        raise NotImplementedError
+
+
+class JsonFormatter(LineFormatter):
+    """One JSON object per line: timestamp (ISO 8601, UTC), level, logger, message, request_id, fields."""
+
+    def render(
+        self, created: float, level: str, logger: str, message: str, *, fields: dict[str, Any], exception: str | None
+    ) -> str:
+        line: dict[str, Any] = {"timestamp": _utc(created), "level": level, "logger": logger, "message": message}
+        line.update(fields)
+        if exception is not None:
+            line["exception"] = exception
         # ASCII escapes keep any text (a lone surrogate, a control character) on one valid line.
         return json.dumps(line, default=str)
 
 
-class ConsoleFormatter(logging.Formatter):
+class ConsoleFormatter(LineFormatter):
     """`2026-12-02 17:20:00.123 INFO  app.access  request method=GET ... request_id=...`, coloured on a terminal."""
 
     def __init__(self, *, colour: bool) -> None:
         super().__init__()
         self.colour = colour
 
-    def format(self, record: logging.LogRecord) -> str:
-        level = f"{record.levelname:<7}"
+    def render(
+        self, created: float, level: str, logger: str, message: str, *, fields: dict[str, Any], exception: str | None
+    ) -> str:
+        shown = f"{level:<7}"
         if self.colour:
-            level = f"{_COLOURS.get(record.levelname, '')}{level}{_RESET}"
-        stamp = _utc(record.created).replace("T", " ").removesuffix("Z")
-        fields = _fields(record)
-        text = f"{stamp} {level} {record.name}  {record.getMessage()}"
+            shown = f"{_COLOURS.get(level, '')}{shown}{_RESET}"
+        stamp = _utc(created).replace("T", " ").removesuffix("Z")
+        text = f"{stamp} {shown} {logger}  {message}"
         if fields:
             text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+        if exception is not None:
+            text += "\n" + exception
         return text
 
 
@@ -118,6 +131,44 @@ class StderrHandler(logging.StreamHandler[TextIO]):
     @stream.setter
     def stream(self, _value: TextIO) -> None:
         pass
+
+
+def emit_fields(logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
+    """`logger.log(level, message, extra=fields)`, for a line written on every request.
+
+    When this module's handler is the only place the line would go -- no other handler, no
+    filter anywhere on its way -- it is rendered and written directly: no LogRecord, no walk up
+    the stack, no handler chain, a third of the cost (BENCHMARKS.md, "Cost of the operations
+    layer"). Anyone else listening (a test, an embedding host's handler) gets a real record.
+    """
+    if not logger.isEnabledFor(level):
+        return
+    handler = _sole_handler(logger, level)
+    if handler is None or not isinstance(handler.formatter, LineFormatter):
+        logger.handle(logger.makeRecord(logger.name, level, __file__, 0, message, (), None, extra=fields))
+        return
+    if (request_id := current_request_id()) is not None:
+        fields = {"request_id": request_id, **fields}
+    name = logging.getLevelName(level)
+    line = handler.formatter.render(time.time(), name, logger.name, message, fields=fields, exception=None)
+    with handler.lock or contextlib.nullcontext():
+        stream = handler.stream
+        stream.write(line + handler.terminator)
+        stream.flush()
+
+
+def _sole_handler(logger: logging.Logger, level: int) -> StderrHandler | None:
+    if logger.filters or logger.disabled:
+        return None
+    found: StderrHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None or not isinstance(handler, StderrHandler) or handler.filters:
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    return found if found is not None and level >= found.level else None
 
 
 # uvicorn's own loggers: their lines go through the root handler like everyone's. Its access log

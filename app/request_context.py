@@ -1,4 +1,4 @@
-"""Which request this is, and what became of it: its id, its access-log line, its metrics.
+"""What became of each request: its id on the response, its access-log line, its metrics.
 
 `RequestContext` is the outermost middleware. It gives every request an id (the client's own
 `X-Request-ID` when it is a sane one), keeps it in a context variable for every line logged
@@ -10,11 +10,7 @@ make unique per request. Pure ASGI: `BaseHTTPMiddleware` costs a task and a stre
 from __future__ import annotations
 
 import logging
-import os
-import re
 import time
-from collections.abc import Iterable
-from contextvars import ContextVar
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
@@ -22,38 +18,12 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.client_address import UNKNOWN, resolve
+from app.logs import emit_fields
 from app.metrics import METRICS_PATH, UNMATCHED_ROUTE, Metrics
-
-REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
-REQUEST_ID_HEADER = "X-Request-ID"
+from app.request_id import REQUEST_ID, REQUEST_ID_HEADER, request_id_from
 
 _HEADER = REQUEST_ID_HEADER.lower().encode()
-_ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 access_logger = logging.getLogger("app.access")
-
-
-def current_request_id() -> str | None:
-    """The id of the request being served, or None outside a request (startup, a timer)."""
-    return REQUEST_ID.get()
-
-
-def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
-    """The client's X-Request-ID when it is 1-128 of [A-Za-z0-9._:-], else a new UUID."""
-    for name, value in headers:
-        if name == _HEADER:
-            # ASCII or nothing: the pattern accepts ASCII only, and latin-1 decodes any bytes.
-            text = value.decode("latin-1")
-            if _ACCEPTED_ID.fullmatch(text):
-                return text
-            break
-    return new_request_id()
-
-
-def new_request_id() -> str:
-    """A random (version 4) UUID, as text: what `str(uuid.uuid4())` gives, in a third of its time."""
-    digits = os.urandom(16).hex()
-    variant = "89ab"[int(digits[16], 16) & 3]
-    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
 
 
 def _quiet(route: str) -> bool:
@@ -104,17 +74,14 @@ class RequestContext:
             self.metrics.observe_request(method, route, status, seconds)
         level = logging.DEBUG if _quiet(route) else logging.INFO
         if access_logger.isEnabledFor(level):
-            fields = {
+            fields: dict[str, Any] = {
                 "method": method,
                 "route": route,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 2),
                 "client": self._client(scope),
             }
-            # The record made directly: `Logger.log` would walk the stack for a caller nobody shows.
-            access_logger.handle(
-                access_logger.makeRecord(access_logger.name, level, __file__, 0, "request", (), None, extra=fields)
-            )
+            emit_fields(access_logger, level, "request", fields)
 
     def _route(self, scope: Scope) -> str:
         route: Any = scope.get("route")

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import ConfigError, Settings
 from app.database import Database
-from app.request_context import current_request_id
+from app.request_id import current_request_id
 
 DEFAULT_SERVICE_NAME = "blogapi"
 REQUEST_ID_ATTRIBUTE = "http.request_id"

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import ConfigError, Settings, load_settings
 from app.main import create_app
-from app.request_context import REQUEST_ID
+from app.request_id import REQUEST_ID
 from app.tracing import REQUEST_ID_ATTRIBUTE, install_tracing, traces_endpoint
 from tests.conftest import PASSWORD, make_settings, new_email, serving
 from tests.databases import ScratchDatabase
