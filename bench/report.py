@@ -65,11 +65,14 @@ def _verdict(row: dict[str, Any]) -> str:
 
 
 def _settings(results: dict[str, Any]) -> str:
+    extra = results["settings"].get("env") or {}
     return (
         f"Run of {results['date']} on {results['machine']['cpus']} cores, PostgreSQL {results['machine']['postgres']}, "
         f"{results['scale']['users']:,} users / {results['scale']['posts']:,} posts / "
         f"{results['scale']['comments']:,} comments; uvicorn (uvloop, httptools, 1 worker), pool of "
-        f"{results['settings']['pool_size']}; wrk, {results['settings']['runs']} interleaved runs of "
+        f"{results['settings']['pool_size']}"
+        + "".join(f", {name}={value}" for name, value in extra.items())
+        + f"; wrk, {results['settings']['runs']} interleaved runs of "
         f"{results['settings']['seconds']:g} s per app after a {results['settings']['warmup']:g} s warm-up; "
         "figures are the median run."
     )

@@ -13,6 +13,11 @@ Results: bench/results/<date>.json, .md and .png, and the table and chart in BEN
     python3 tasks.py bench --apps app --compare HEAD~1    this checkout against an older one (A/B)
 
 serves the older commit beside the app, interleaved like any other app, and reports app / ref.
+
+    python3 tasks.py bench --apps app --compare 54a755c --env LOG_FORMAT=json --env LOG_LEVEL=INFO
+
+`--env` gives every server (app, ref, baselines alike) an extra variable; a checkout that does not
+know it ignores it. The servers' output (with it any access log) goes to bench/results/logs/.
 """
 
 from __future__ import annotations
@@ -41,6 +46,13 @@ QUICK = Scale(users=2_000, posts=20_000, comments=40_000)
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/blogapi_bench"
 
 
+def _variable(item: str) -> tuple[str, str]:
+    name, equals, value = item.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{item!r} is not NAME=VALUE")
+    return name, value
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python3 tasks.py bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data set, one short run per app")
@@ -63,6 +75,14 @@ def _arguments() -> argparse.Namespace:
         "served as app.serving:served_app (uvicorn --factory: create_app plus the process's GC tuning), an older "
         "one as app.main:app (whose create_app did that tuning); each server is checked to load its module from "
         "its own checkout. Needs 'app' in --apps",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=_variable,
+        metavar="NAME=VALUE",
+        help="an extra variable for every server (not the seeding); repeatable, recorded in the results",
     )
     parser.add_argument("--pool-size", type=int, default=10, help="database connections per app")
     parser.add_argument("--soak-seconds", type=float, help="length of the soak (default 300; 0 skips it)")
@@ -287,6 +307,7 @@ def main() -> None:
     binary = wrk.ensure_installed()
     env = server_env(url, secrets.token_urlsafe(48), args.pool_size)
     workload.prepare(url, scale, env)
+    extra: dict[str, str] = dict(args.env)
 
     logs = args.output / "logs"  # the servers' own output, ignored by git
     logs.mkdir(parents=True, exist_ok=True)
@@ -295,7 +316,13 @@ def main() -> None:
         "date": date,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "postgres": _postgres_version(url)},
         "scale": {"users": scale.users, "posts": scale.posts, "comments": scale.comments},
-        "settings": {"pool_size": args.pool_size, "runs": runs, "seconds": seconds, "warmup": args.warmup},
+        "settings": {
+            "pool_size": args.pool_size,
+            "runs": runs,
+            "seconds": seconds,
+            "warmup": args.warmup,
+            "env": extra,
+        },
         "apps": {name: APPS[name].description for name in names},
         "endpoints": {},
     }
@@ -303,7 +330,7 @@ def main() -> None:
         apps = [APPS[name] for name in names]
         if args.compare:
             apps.append(_ref_app(stack, args.compare, results))
-        servers = _start(stack, apps, env, logs, results)
+        servers = _start(stack, apps, env | extra, logs, results)
         chosen = workload.endpoints(url, scale, servers["app"].base_url)
         if args.endpoints != "all":
             keys = set(args.endpoints.split(","))
