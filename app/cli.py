@@ -13,6 +13,7 @@ import uvicorn
 
 from app.config import Settings, get_settings
 from app.engines import create_engine
+from app.errors import one_line
 from app.logs import configure_logging
 from app.metrics import MULTIPROCESS_DIRECTORY
 from app.migrations import Migration, UnknownRevision, migrate
@@ -104,8 +105,7 @@ async def _migrate(settings: Settings) -> Migration:
     except UnknownRevision as exc:
         raise SystemExit(f"migration refused: {exc}") from None
     except Exception as exc:  # noqa: BLE001 -- unreachable, lock timeout, no migrations: one line, no traceback
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise SystemExit(f"migration failed: {type(exc).__name__}: {reason}") from None
+        raise SystemExit(f"migration failed: {one_line(exc)}") from None
     finally:
         await engine.dispose()
 

@@ -23,7 +23,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.database_errors import database_error, outage_reason
-from app.errors import AppError
+from app.errors import AppError, one_line
 from app.logs import BoundedLog
 from app.metrics import Metrics
 from app.request_id import current_request_id
@@ -98,9 +98,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _summary(exc: BaseException) -> str:
-    """The exception's class and first line: SQLAlchemy's text goes on with the statement."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
+    return one_line(exc)[:300]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

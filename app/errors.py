@@ -25,6 +25,12 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 
+def one_line(exc: BaseException) -> str:
+    """`Class: first line of its message`: drivers' messages go on with the statement, hints, context."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 class AppError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"

@@ -22,6 +22,7 @@ from app.config import Settings, get_settings
 from app.database import Database, HandlesRoute, check_routes
 from app.database_metrics import observe_database
 from app.error_handlers import install_error_handlers
+from app.errors import one_line
 from app.health.router import router as health_router
 from app.logs import configure_logging
 from app.metrics import METRICS_PATH, Metrics, multiprocess_directory, serve_metrics
@@ -85,8 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await database.dispose()
         await app.state.rate_limits.close()
         target = database.engine.url.render_as_string(hide_password=True)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise StartupError(f"startup failed against {target}: {type(exc).__name__}: {reason}") from None
+        raise StartupError(f"startup failed against {target}: {one_line(exc)}") from None
     sampling = asyncio.create_task(metrics.keep_sampling()) if metrics and multiprocess_directory() else None
     try:
         yield

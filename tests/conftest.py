@@ -52,6 +52,7 @@ _SETTINGS_ENV = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     # prometheus-client's own: set, every metric of the run would go to files there.
     "PROMETHEUS_MULTIPROC_DIR",
+    "prometheus_multiproc_dir",
 )
 SECRET_KEY = "test-secret-key-with-plenty-of-entropy-0123456789"
 PASSWORD = "correct horse battery"

@@ -39,28 +39,12 @@ from tests.servers import ROOT, free_port, served
 
 T = TypeVar("T")
 
-# The service's own knobs for what it tells operators: a developer's shell must not choose them here.
-_OPERATIONS_ENV = (
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "METRICS_ENABLED",
-    "DB_SLOW_QUERY_MS",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "PROMETHEUS_MULTIPROC_DIR",
-    "prometheus_multiproc_dir",
-)
 _LINE_KEYS = {"timestamp", "level", "logger", "message"}
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # A user id no test creates: its requests are 404s, and the number must never reach the log.
 _MISSING_USER = 987654
 # Several seconds of slack on every wait: a benchmark may be loading the machine meanwhile.
 _STARTUP_SECONDS = 90.0
-
-
-@pytest.fixture(autouse=True)
-def _operations_env_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _OPERATIONS_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 # --- reading what the processes write ------------------------------------------------------------
