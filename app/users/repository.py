@@ -31,7 +31,9 @@ def _index(name: str) -> Index:
 
 _EMAIL_INDEX = _index("ix_users_email")
 _SLUG_INDEX = _index("ix_users_slug")
-_SLUG_ATTEMPTS = 5
+# Registrations racing for one name all read the same first free slug, and only one of them
+# gets it per round: N at once need up to N rounds, so this bounds the concurrency we absorb.
+_SLUG_ATTEMPTS = 32
 _SLUG_PROBE = 25
 
 
