@@ -20,6 +20,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, Literal, TextIO
 
 from app.request_id import current_request_id
@@ -81,18 +82,37 @@ class LineFormatter(logging.Formatter):
         raise NotImplementedError
 
 
+def _json_value(value: Any) -> str:
+    # Exact types only: json.dumps writes an int or float subclass (an IntEnum) by its number.
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if kind is int or kind is float:
+        return repr(value)
+    return json.dumps(value, default=str)
+
+
 class JsonFormatter(LineFormatter):
-    """One JSON object per line: timestamp (ISO 8601, UTC), level, logger, message, request_id, fields."""
+    """One JSON object per line: timestamp (ISO 8601, UTC), level, logger, message, request_id, fields.
+
+    The same text as `json.dumps` of that dict, written out by hand: strings through the json
+    module's own C escaping, numbers by their repr, anything else through `json.dumps`. ASCII
+    escapes keep any text (a lone surrogate, a control character) on one valid line.
+    """
 
     def render(
         self, created: float, level: str, logger: str, message: str, *, fields: dict[str, Any], exception: str | None
     ) -> str:
-        line: dict[str, Any] = {"timestamp": _utc(created), "level": level, "logger": logger, "message": message}
-        line.update(fields)
+        head = (
+            f'{{"timestamp": "{_utc(created)}", "level": {_json_string(level)}, '
+            f'"logger": {_json_string(logger)}, "message": {_json_string(message)}'
+        )
+        if not fields and exception is None:
+            return head + "}"
+        items = [f"{_json_string(str(key))}: {_json_value(value)}" for key, value in fields.items()]
         if exception is not None:
-            line["exception"] = exception
-        # ASCII escapes keep any text (a lone surrogate, a control character) on one valid line.
-        return json.dumps(line, default=str)
+            items.append(f'"exception": {_json_string(exception)}')
+        return f"{head}, {', '.join(items)}}}"
 
 
 class ConsoleFormatter(LineFormatter):
@@ -117,12 +137,20 @@ class ConsoleFormatter(LineFormatter):
         return text
 
 
+# Lines written directly (`emit_fields`) wait for the end of the event loop's turn, then go out
+# in one write: a write system call per request cost as much as rendering the line. At most
+# this many wait; a crash loses at most one turn's lines.
+_MAX_PENDING = 256
+
+
 class StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever `sys.stderr` is at the time, as logging's own last resort does: a test
     runner that swaps it per test must not leave the handler writing to a closed stream."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
+        self._pending: list[str] = []
+        self._drain_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def stream(self) -> TextIO:
@@ -132,14 +160,48 @@ class StderrHandler(logging.StreamHandler[TextIO]):
     def stream(self, _value: TextIO) -> None:
         pass
 
+    def write_soon(self, line: str) -> None:
+        """Write `line` at the end of this turn of the running event loop (at once outside one)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._pending.append(line)
+        if loop is None or len(self._pending) >= _MAX_PENDING:
+            self.drain()
+        elif self._drain_loop is not loop:
+            # Scheduled once per turn; a second loop (another thread's) schedules its own drain.
+            self._drain_loop = loop
+            loop.call_soon(self.drain)
+
+    def drain(self) -> None:
+        self._drain_loop = None
+        if not self._pending:
+            return
+        with self.lock or contextlib.nullcontext():
+            lines, self._pending = self._pending, []
+            stream = self.stream
+            stream.write("".join(lines))
+            stream.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.drain()  # lines keep their order
+        super().emit(record)
+
+    def flush(self) -> None:
+        # logging.shutdown() flushes every handler at exit: the turn's last lines go out too.
+        self.drain()
+        super().flush()
+
 
 def emit_fields(logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
     """`logger.log(level, message, extra=fields)`, for a line written on every request.
 
     When this module's handler is the only place the line would go -- no other handler, no
-    filter anywhere on its way -- it is rendered and written directly: no LogRecord, no walk up
-    the stack, no handler chain, a third of the cost (BENCHMARKS.md, "Cost of the operations
-    layer"). Anyone else listening (a test, an embedding host's handler) gets a real record.
+    filter anywhere on its way -- it is rendered and handed to it directly, to be written with
+    the loop turn's other lines: no LogRecord, no walk up the stack, no handler chain, no write
+    of its own (BENCHMARKS.md, "Cost of the operations layer"). Anyone else listening (a test,
+    an embedding host's handler) gets a real record.
     """
     if not logger.isEnabledFor(level):
         return
@@ -151,10 +213,7 @@ def emit_fields(logger: logging.Logger, level: int, message: str, fields: dict[s
         fields = {"request_id": request_id, **fields}
     name = logging.getLevelName(level)
     line = handler.formatter.render(time.time(), name, logger.name, message, fields=fields, exception=None)
-    with handler.lock or contextlib.nullcontext():
-        stream = handler.stream
-        stream.write(line + handler.terminator)
-        stream.flush()
+    handler.write_soon(line + handler.terminator)
 
 
 def _sole_handler(logger: logging.Logger, level: int) -> StderrHandler | None:
@@ -188,6 +247,7 @@ def configure_logging(*, level: str, renderer: Literal["console", "json"]) -> No
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, StderrHandler)]:
         root.removeHandler(handler)
+        handler.flush()
     handler = StderrHandler()
     colour = renderer == "console" and sys.stderr.isatty()
     handler.setFormatter(JsonFormatter() if renderer == "json" else ConsoleFormatter(colour=colour))
