@@ -33,9 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.sql import Executable
 from starlette.routing import BaseRoute
 
+from app.bounded_log import BoundedLog
 from app.config import Settings
 from app.engines import create_autocommit_engine, create_engine, for_units_of_work
-from app.logs import BoundedLog
 from app.pool_gate import PoolGate
 
 logger = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.bounded_log import BoundedLog
 from app.database_errors import database_error, outage_reason
 from app.errors import AppError, one_line
-from app.logs import BoundedLog
 from app.metrics import Metrics
 from app.request_id import current_request_id
 

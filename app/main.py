@@ -15,12 +15,14 @@ from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.routing import Route
 
+from app.admin import install_admin
 from app.auth.router import router as auth_router
 from app.body_limit import BodyLimit
 from app.comments.router import router as comments_router
 from app.config import Settings, get_settings
 from app.database import Database, HandlesRoute, check_routes
 from app.database_metrics import observe_database
+from app.docs import install_docs
 from app.error_handlers import install_error_handlers
 from app.errors import one_line
 from app.health.router import router as health_router
@@ -115,6 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Users, authentication, posts and comments over async SQLAlchemy.",
         version="0.1.0",
         lifespan=lifespan,
+        # Served by app.docs from the app's own copies of their assets, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     # Creating the engine opens no connection; the first request (or the migration) does.
@@ -140,6 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if metrics is not None:
         # Not an API route: no database handles, no OpenAPI entry (README: Operations).
         app.router.routes.append(Route(METRICS_PATH, serve_metrics, methods=["GET"], include_in_schema=False))
+    install_docs(app)
+    install_admin(app, app.state.db, settings)
     check_routes(app.router.routes)
     document_contract(app.router.routes)
     install_tracing(app, app.state.db, settings)
