@@ -254,7 +254,10 @@ def write(results: dict[str, Any], stem: Path, benchmarks_md: Path | None) -> li
     chart(results, stem.with_suffix(".png"))
     if stem.with_suffix(".png").exists():
         written.append(stem.with_suffix(".png"))
-    if benchmarks_md is not None and benchmarks_md.exists() and START in benchmarks_md.read_text():
+    # Results written outside the checkout (--output /tmp/...) are a trial: BENCHMARKS.md, which
+    # links the chart by a relative path, is left alone.
+    inside = benchmarks_md is not None and stem.resolve().is_relative_to(benchmarks_md.parent.resolve())
+    if benchmarks_md is not None and inside and benchmarks_md.exists() and START in benchmarks_md.read_text():
         text = benchmarks_md.read_text()
         before, rest = text.split(START, 1)
         after = rest.split(END, 1)[1] if END in rest else ""
