@@ -10,6 +10,8 @@
   on every route that takes a body.
 - **Optional sign-in**: a route whose endpoint takes its caller as `Viewer | None` serves anonymous
   callers, so its security requirement gets the empty alternative (`{}`), OpenAPI's "or none".
+- **Operation ids** are the endpoints' names (`list_posts`, not FastAPI's `list_posts_posts_get`),
+  which generated clients turn into method names; two routes with one name are refused.
 - **Links** from each route that creates something to the routes that address what it created, so
   a client (or a stateful test) can follow `POST /posts` to `GET /posts/{post_id}`.
 
@@ -89,6 +91,7 @@ _LINKS: dict[tuple[str, str], dict[str, tuple[tuple[str, str], dict[str, str]]]]
 def document_contract(routes: Iterable[BaseRoute]) -> None:
     """Document on every API route the errors, the optional sign-in and the links described above."""
     api_routes = [route for route in routes if isinstance(route, APIRoute)]
+    _name_operations(api_routes)
     operation_ids = {(method, route.path): route.unique_id for route in api_routes for method in route.methods or ()}
     for route in api_routes:
         statuses = [422] if _takes_input(route.dependant) or route.body_field else []
@@ -103,6 +106,16 @@ def document_contract(routes: Iterable[BaseRoute]) -> None:
             if links:
                 documented = {name: _link(operation_ids, *target) for name, target in links.items()}
                 _set_extra(route, {"responses": {str(route.status_code or 200): {"links": documented}}})
+
+
+def _name_operations(routes: list[APIRoute]) -> None:
+    seen: dict[str, str] = {}
+    for route in routes:
+        if route.name in seen:
+            raise ValueError(f"two routes are named {route.name!r}: {seen[route.name]} and {route.path_format}")
+        seen[route.name] = route.path_format
+        # unique_id names the route's response models as well as its operation.
+        route.operation_id = route.unique_id = route.name
 
 
 def _document_error(route: APIRoute, status: int) -> None:

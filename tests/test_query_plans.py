@@ -29,7 +29,7 @@ def _scans(plan: dict[str, Any]) -> Iterator[tuple[str, str]]:
 @pytest.mark.backends("postgresql")
 async def test_list_queries_use_indexes_not_sequential_scans(app: FastAPI, client: httpx.AsyncClient) -> None:
     database = app.state.db
-    await seed(database.engine, users=300, posts=8_000, comments=16_000, random_seed=3, quiet=True)
+    await seed(database.engine, users=300, posts=8_000, comments=16_000, random_seed=3)
     first = (await client.get("/posts?limit=20")).json()
     post_id, author_id = first["items"][0]["id"], first["items"][0]["author_id"]
     deep = (await client.get("/posts?limit=20&skip=4000")).json()["next_cursor"]

@@ -23,7 +23,7 @@ from app.seed.world import Row, Table
 async def test_seed_fills_every_table_with_usable_data(
     app: FastAPI, client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    report = await seed(app.state.db.engine, users=60, posts=300, comments=700, random_seed=7, quiet=True)
+    report = await seed(app.state.db.engine, users=60, posts=300, comments=700, random_seed=7)
     assert (report.users, report.posts, report.comments) == (60, 300, 700)
     async with session_factory() as session:
         counts = [await session.scalar(select(func.count()).select_from(model)) for model in (User, Post, Comment)]
@@ -50,7 +50,7 @@ async def test_seed_fills_every_table_with_usable_data(
 async def test_seeded_data_is_varied_and_in_order_of_time(
     app: FastAPI, client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    await seed(app.state.db.engine, users=50, posts=400, comments=1000, random_seed=5, quiet=True)
+    await seed(app.state.db.engine, users=50, posts=400, comments=1000, random_seed=5)
     async with session_factory() as session:
         users = (await session.execute(select(User.id, User.created_at, User.bio).order_by(User.id))).all()
         posts = (
@@ -91,17 +91,20 @@ async def test_seeding_again_adds_after_the_existing_rows(
     app: FastAPI,
     client: httpx.AsyncClient,
     session_factory: async_sessionmaker[AsyncSession],
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     engine = app.state.db.engine
     schema_before = await _schema(session_factory)
-    await seed(engine, users=40, posts=100, comments=100, random_seed=1, quiet=True)
+    await seed(engine, users=40, posts=100, comments=100, random_seed=1)
     # Few users next to those there (kept up in place on PostgreSQL), as many posts and comments
     # again (set aside and rebuilt there): both paths, on top of existing rows.
-    await seed(engine, users=5, posts=100, comments=300, random_seed=2)
-    # Not a terminal: one final line per table.
-    progress = [line.split() for line in capsys.readouterr().err.replace("\r", "").splitlines()]
-    assert progress == [["users", "5/5"], ["posts", "100/100"], ["comments", "300/300"]]
+    loaded: dict[str, tuple[int, int]] = {}
+
+    def report(table: str, rows: int, total: int) -> None:
+        loaded[table] = (loaded.get(table, (0, total))[0] + rows, total)
+
+    await seed(engine, users=5, posts=100, comments=300, random_seed=2, report=report)
+    # What is reported adds up to this run's rows, table by table, in load order.
+    assert list(loaded.items()) == [("users", (5, 5)), ("posts", (100, 100)), ("comments", (300, 300))]
     async with session_factory() as session:
         user_ids = (await session.scalars(select(User.id).order_by(User.id))).all()
         slugs = (await session.scalars(select(User.slug))).all()
@@ -133,13 +136,13 @@ async def test_the_same_seed_gives_the_same_data(
                 tables.append([tuple(row) for row in await session.execute(select(*columns).order_by(model.id))])
         return tables
 
-    await seed(app.state.db.engine, users=20, posts=50, comments=80, random_seed=3, quiet=True)
+    await seed(app.state.db.engine, users=20, posts=50, comments=80, random_seed=3)
     first = await everything()
     async with session_factory() as session:
         for model in (Comment, Post, User):
             await session.execute(delete(model))
         await session.commit()
-    await seed(app.state.db.engine, users=20, posts=50, comments=80, random_seed=3, quiet=True)
+    await seed(app.state.db.engine, users=20, posts=50, comments=80, random_seed=3)
     assert await everything() == first
     assert [len(rows) for rows in first] == [20, 50, 80]
 
@@ -168,10 +171,10 @@ def test_the_api_and_the_cli_import_no_seed_code() -> None:
     # A fresh interpreter: this one imported the seed package above.
     code = (
         "import json, sys\n"
-        "import app.cli, app.main\n"
+        "import app.main\n"
         "def seed_modules(): return sorted(m for m in sys.modules if m == 'app.seed' or m.startswith('app.seed.'))\n"
         "served = seed_modules()\n"
-        "from app.seed import SEED_PASSWORD\n"
+        "import app.cli\n"
         "print(json.dumps([served, seed_modules()]))\n"
     )
     result = subprocess.run(  # noqa: S603

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.database import transaction
 from app.seed.pipeline import made_ahead
-from app.seed.progress import Progress
+from app.seed.progress import Progress, Report
 from app.seed.world import CHUNK, Row, Table
 
 # Rows per transaction. Fewer commits write the pages of the indexes being filled fewer times
@@ -23,13 +23,13 @@ _UNIX_EPOCH = datetime(1970, 1, 1)  # naive: MariaDB and SQLite store naive UTC
 Insert = Callable[[list[Row]], Awaitable[None]]
 
 
-async def load_by_inserts(engine: AsyncEngine, tables: list[Table], *, quiet: bool) -> None:
+async def load_by_inserts(engine: AsyncEngine, tables: list[Table], *, report: Report | None) -> None:
     """`tables`, each committed every _COMMIT_EVERY rows and at its end."""
     mariadb = engine.dialect.name in ("mysql", "mariadb")
     inserting = _mariadb_inserts if mariadb else _sqlite_inserts
     async with made_ahead(tables, _with_timestamps, chunks=_AHEAD) as feeds:
         for table, feed in zip(tables, feeds, strict=True):
-            progress = Progress(table.name, table.rows, quiet=quiet)
+            progress = Progress(table.name, table.rows, report)
             columns, markers = ", ".join(table.columns), ", ".join(["?"] * len(table.columns))
             statement = f"INSERT INTO {table.name} ({columns}) VALUES ({markers})"  # noqa: S608 -- fixed names
             chunk = await anext(feed, None)

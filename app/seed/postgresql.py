@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.seed.pipeline import Feed, made_ahead
-from app.seed.progress import Progress
+from app.seed.progress import Progress, Report
 from app.seed.world import SECOND, Row, Table
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -101,7 +101,7 @@ _AHEAD = {"users": 90, "posts": 38, "comments": 100}
 
 
 async def load_postgresql(
-    connection: AsyncConnection, tables: list[Table], held: dict[str, int], *, quiet: bool
+    connection: AsyncConnection, tables: list[Table], held: dict[str, int], *, report: Report | None
 ) -> None:
     """`tables` after the `held` rows each already has, in the transaction `connection` is in."""
     raw = (await connection.get_raw_connection()).driver_connection
@@ -116,7 +116,7 @@ async def load_postgresql(
     await raw.execute("SET LOCAL jit = off")
     async with made_ahead(tables, lambda table, rows: _ENCODERS[table.name](rows), chunks=_AHEAD) as feeds:
         for table, feed in zip(tables, feeds, strict=True):
-            progress = Progress(table.name, table.rows, quiet=quiet)
+            progress = Progress(table.name, table.rows, report)
             # Rebuilding costs a pass over the whole table; keeping indexes and keys up costs
             # far more per row added: rebuild when adding a quarter of the table or more.
             rebuild = await _set_aside(raw, table.name) if table.rows and table.rows * 4 >= held[table.name] else []

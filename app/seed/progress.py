@@ -1,19 +1,20 @@
-"""How far a table's load has got, on stderr."""
+"""How far a table's load has got, reported to whoever asked (the CLI draws a bar per table)."""
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
+
+# (table, rows just loaded, the rows this run adds to it); rows may be 0 for an empty table.
+Report = Callable[[str, int, int], None]
 
 
 class Progress:
-    """One line on stderr, rewritten in place: `posts  421,000/1,000,000`."""
+    """The rows of one table loaded so far."""
 
-    def __init__(self, label: str, total: int, *, quiet: bool) -> None:
-        self.label, self.total, self.done, self.quiet = label, total, 0, quiet
+    def __init__(self, label: str, total: int, report: Report | None) -> None:
+        self.label, self.total, self.done, self.report = label, total, 0, report
 
     def advance(self, rows: int) -> None:
         self.done += rows
-        if self.quiet or (not sys.stderr.isatty() and self.done < self.total):
-            return  # redirected: just the final line per table
-        end = "\n" if self.done >= self.total else ""
-        print(f"\r{self.label:<9}{self.done:>12,}/{self.total:,}", end=end, file=sys.stderr, flush=True)
+        if self.report is not None:
+            self.report(self.label, rows, self.total)

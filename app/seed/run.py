@@ -15,6 +15,7 @@ from app.security import hash_password
 from app.seed import SEED_PASSWORD
 from app.seed.inserts import load_by_inserts
 from app.seed.postgresql import load_postgresql
+from app.seed.progress import Report
 from app.seed.world import COMMENT_COLUMNS, POST_COLUMNS, SECOND, USER_COLUMNS, Table, World
 
 _TABLES = ("users", "posts", "comments")
@@ -43,9 +44,10 @@ class _Held:
 
 
 async def seed(
-    engine: AsyncEngine, *, users: int, posts: int, comments: int, random_seed: int = 1, quiet: bool = False
+    engine: AsyncEngine, *, users: int, posts: int, comments: int, random_seed: int = 1, report: Report | None = None
 ) -> SeedReport:
-    """Add `users`, `posts` and `comments` rows after whatever the database already holds."""
+    """Add `users`, `posts` and `comments` rows after whatever the database already holds;
+    `report` hears of every chunk loaded."""
     if min(users, posts, comments) < 0:
         raise ValueError("row counts cannot be negative")
     rng = random.Random(random_seed)  # noqa: S311 -- sample data, not secrets
@@ -60,12 +62,12 @@ async def seed(
             await connection.execute(text("LOCK TABLE users, posts, comments IN SHARE ROW EXCLUSIVE MODE"))
             held = await _held(connection)
             tables = _tables(rng, counts, held, now_us=now_us, password_hash=password_hash)
-            await load_postgresql(connection, tables, held.counts, quiet=quiet)
+            await load_postgresql(connection, tables, held.counts, report=report)
     else:
         async with transaction(engine) as connection:
             held = await _held(connection)
         tables = _tables(rng, counts, held, now_us=now_us, password_hash=password_hash)
-        await load_by_inserts(engine, tables, quiet=quiet)
+        await load_by_inserts(engine, tables, report=report)
     return SeedReport(users, posts, comments, time.perf_counter() - started)
 
 
