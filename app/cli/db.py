@@ -7,8 +7,8 @@ connects. Each command says what it did in one line.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -174,8 +174,8 @@ async def _revision(settings: Settings) -> str | None:
 
 def _config(settings: Settings) -> Config:
     config = alembic_config(settings.async_database_url)
-    # Alembic's own progress lines; each command prints its one-line outcome instead.
-    config.stdout = io.StringIO()
+    # Quiet: no progress lines of Alembic's own; each command prints its one-line outcome instead.
+    config.cmd_opts = argparse.Namespace(quiet=True)
     return config
 
 
