@@ -73,7 +73,7 @@ def served(database_url: str, log: Path, **env: str) -> Iterator[Server]:
 
 
 def _wait_until_live(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text()}")
@@ -83,4 +83,4 @@ def _wait_until_live(url: str, process: subprocess.Popen[bytes], log: Path) -> N
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"the server did not come up in 30 s:\n{log.read_text()}")
+    raise RuntimeError(f"the server did not come up in 60 s:\n{log.read_text()}")

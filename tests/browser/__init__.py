@@ -1,0 +1,1 @@
+"""Tests that drive a real browser (Debian's Chromium) against the app served by uvicorn."""
