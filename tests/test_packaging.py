@@ -49,8 +49,11 @@ class Installed:
         return {key: value for key, value in os.environ.items() if key not in _LEAKY} | values
 
     def python_m(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return self.run(self.python, *args, **env)
+
+    def run(self, program: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(  # noqa: S603
-            [str(self.python), *args],
+            [str(program), *args],
             cwd=self.workdir,
             env=self.env(**env),
             capture_output=True,
@@ -143,8 +146,12 @@ def test_the_installed_app_migrates_and_serves(installed: Installed, tmp_path: P
     database = tmp_path / "x.db"
     url = f"sqlite:///{database}"
     head = head_revision()
-    first = installed.python_m("-m", "app", "migrate", DATABASE_URL=url)
+    # The console script, from a directory that holds nothing of the project.
+    blogapi = installed.venv / "bin" / "blogapi"
+    first = installed.run(blogapi, "db", "upgrade", DATABASE_URL=url)
     assert (first.returncode, first.stdout) == (0, f"migrated 0000 -> {head}\n"), first.stderr
+    current = installed.run(blogapi, "db", "current", DATABASE_URL=url)
+    assert (current.returncode, current.stdout) == (0, f"{head} (head)\n"), current.stderr
     assert {"alembic_version", "users", "posts", "comments"} <= _tables(database)
     again = installed.python_m("-m", "app", "migrate", DATABASE_URL=url)
     assert (again.returncode, again.stdout) == (0, f"already at {head}\n"), again.stderr
