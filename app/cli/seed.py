@@ -98,13 +98,16 @@ class _Bars:
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> _Bars:
-        self._progress.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._progress.stop()
+        if self._tasks:
+            self._progress.stop()
 
     def advance(self, table: str, rows: int, total: int) -> None:
+        if not self._tasks:
+            # Started with the first rows: a run refused before any leaves stderr to its message.
+            self._progress.start()
         if table not in self._tasks:
             self._tasks[table] = self._progress.add_task(table, total=total)
         self._progress.advance(self._tasks[table], rows)
