@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import logging
 import sys
 import time
@@ -86,7 +87,8 @@ def _json_value(value: Any) -> str:
     kind = type(value)
     if kind is str:
         return _json_string(value)
-    if kind is int or kind is float:
+    # Not inf or nan: json.dumps writes those as Infinity and NaN.
+    if kind is int or (kind is float and math.isfinite(value)):
         return repr(value)
     return json.dumps(value, default=str)
 

@@ -113,6 +113,19 @@ async def test_wrong_password_non_admin_deactivated_and_unknown_are_refused(
         assert _is_login_redirect(await client.get("/admin/"))
 
 
+async def test_failed_admin_logins_count_in_the_api_login_limits(backend: ScratchDatabase, admin: Account) -> None:
+    app = create_app(make_settings(backend, rate_limit_login_account="2/15 minutes", log_format="console"))
+    async with serving(app) as client:
+        for _ in range(2):
+            assert (await _login(client, admin.email, "not the password")).status_code == 400
+        throttled = await _login(client, admin.email, PASSWORD)  # even the right password, now
+        assert throttled.status_code == 429
+        assert int(throttled.headers["retry-after"]) > 0
+        assert "Too many attempts" in throttled.text
+        api = await client.post("/auth/token", data={"username": admin.email, "password": PASSWORD})
+        assert api.status_code == 429  # one count for both doors
+
+
 async def test_lists_search_and_sort(client: httpx.AsyncClient, admin: Account, alice: Account, bob: Account) -> None:
     session = await admin_session(client, admin.email)
     users = await client.get("/admin/user/list", params={"search": "alice"}, headers=session)
