@@ -58,6 +58,11 @@ async def hash_password(password: str) -> str:
     return await _hashing(_hasher.hash, password)
 
 
+def hash_password_blocking(password: str) -> str:
+    """The same hash, on the calling thread: for sync code (the CLI), which has no loop to keep free."""
+    return _hasher.hash(password)
+
+
 def _verify(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)

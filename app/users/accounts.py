@@ -22,7 +22,7 @@ from app.emails import normalize_email
 from app.errors import Conflict
 from app.integrity import violates_unique
 from app.models import Base, User
-from app.security import _hasher
+from app.security import hash_password_blocking
 from app.users.errors import EmailTaken, UserNotFound
 from app.users.schemas import UserCreate, UserUpdate
 from app.users.slugs import base_slug, candidates, fallback_slug
@@ -41,17 +41,11 @@ _EMAIL_INDEX = _index("ix_users_email")
 _SLUG_INDEX = _index("ix_users_slug")
 
 
-def _hash(password: str) -> str:
-    # The API's hasher (the same argon2id parameters), called directly: app.security only offers
-    # it async, on its own threads, and a command has no event loop to wait on.
-    return _hasher.hash(password)
-
-
 def create_account(session: Session, *, email: str, name: str, password: str, admin: bool) -> User:
     """Register as `POST /users` does; `admin` makes the account an admin from the start."""
     data = UserCreate.model_validate({"email": email, "name": name, "password": password})
     # Hashed before the first statement: on SQLite the unit of work holds the write lock.
-    password_hash = _hash(data.password.get_secret_value())
+    password_hash = hash_password_blocking(data.password.get_secret_value())
     user = User(email=data.email, name=data.name, password_hash=password_hash, is_admin=admin)
     base = base_slug(user.name)
     for _ in range(_SLUG_ATTEMPTS):
@@ -100,7 +94,7 @@ def set_password(session: Session, email: str, password: str) -> User:
     """
     data = UserUpdate.model_validate({"password": password})
     assert data.password is not None  # given above; narrows the type
-    password_hash = _hash(data.password.get_secret_value())
+    password_hash = hash_password_blocking(data.password.get_secret_value())
     user = get_account(session, email)
     user.password_hash = password_hash
     _flush(session)
