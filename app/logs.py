@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
