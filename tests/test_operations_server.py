@@ -32,6 +32,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from app.metrics import SAMPLE_INTERVAL
 from app.migrations import head_revision
 from tests.conftest import SECRET_KEY
 from tests.databases import ScratchDatabase
@@ -404,6 +405,18 @@ def test_serve_with_two_workers_sums_their_metrics_and_removes_its_directory(
             assert info[0].labels["schema_revision"] == head_revision()
             assert info[0].labels["version"]
 
+            # The worker not answering a scrape shows its pools as it sampled them last, up to
+            # SAMPLE_INTERVAL ago, maybe mid-request: wait for a sample taken at rest.
+            def pools_at_rest() -> list[Sample] | None:
+                latest = scrape(url)
+                busy = [
+                    sample_value(latest, "db_pool_connections", pool=pool_name, state=state)
+                    for pool_name in ("autocommit", "transaction")
+                    for state in ("in_use", "overflow")
+                ]
+                return latest if all(value == 0 for value in busy) else None
+
+            samples = wait_for(pools_at_rest, seconds=5 * SAMPLE_INTERVAL, what="the pools at rest in a scrape")
             for pool_name in ("autocommit", "transaction"):
                 for state in ("in_use", "idle", "overflow"):
                     value = sample_value(samples, "db_pool_connections", pool=pool_name, state=state)
