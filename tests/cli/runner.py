@@ -14,11 +14,22 @@ _UNSET = ("DATABASE_URL", "MIGRATE_ON_STARTUP", "LOG_FORMAT")
 def blogapi(
     *args: str, cwd: Path, database_url: str | None = None, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
+    return _python("-m", "app", *args, cwd=cwd, database_url=database_url, stdin=stdin, **env)
+
+
+def blogapi_python(code: str, *, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Python `code` in a fresh interpreter with the suite's environment, as `blogapi` gets it."""
+    return _python("-c", code, cwd=cwd, database_url=None, stdin=None, **env)
+
+
+def _python(
+    *args: str, cwd: Path, database_url: str | None, stdin: str | None, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {key: value for key, value in os.environ.items() if key not in _UNSET} | env
     if database_url is not None:
         environment["DATABASE_URL"] = database_url
     return subprocess.run(  # noqa: S603 -- our own interpreter and arguments
-        [sys.executable, "-m", "app", *args],
+        [sys.executable, *args],
         cwd=cwd,
         env=environment,
         input=stdin,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from app.config import PROJECT_ROOT
 from app.migrations import head_revision
-from tests.cli.runner import blogapi, one_line_failure
+from tests.cli.runner import blogapi, blogapi_python, one_line_failure
 from tests.databases import ScratchDatabase, create_database, drop_database
 from tests.servers import free_port
 from tests.test_migrations import tables
@@ -102,30 +103,49 @@ def test_failures_are_one_line(tmp_path: Path) -> None:
     assert setting.startswith("configuration error: DB_POOL_SIZE")
 
 
-# Flags (off unless given) and --out (stdout unless given) have no default to show.
-_NO_DEFAULT = ("--reload", "--autogenerate", "--out")
+# Flags (off unless given), --out (stdout unless given) and shell's --command have no default to show.
+_NO_DEFAULT = ("--reload", "--autogenerate", "--out", "--admin", "--password-stdin", "--command")
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        [],
-        ["serve"],
-        ["check-config"],
-        ["migrate"],
-        ["seed"],
-        ["openapi"],
-        ["db"],
-        *[["db", name] for name in ("upgrade", "downgrade", "current", "history", "check", "revision")],
-    ],
-)
-def test_every_command_has_help_with_its_defaults(command: list[str], tmp_path: Path) -> None:
-    result = blogapi(*command, "--help", cwd=tmp_path, COLUMNS="200")
+# Every command's `--help`, from one process: a fresh interpreter per command would take a
+# minute of start-ups to print help texts.
+_ALL_HELP = """
+import contextlib, io, json, typer
+from app.cli import cli, main
+
+def walk(command, path):
+    yield path
+    for name, child in sorted(getattr(command, "commands", {}).items()):
+        yield from walk(child, [*path, name])
+
+texts = {}
+for path in walk(typer.main.get_command(cli), []):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            main([*path, "--help"])
+        except SystemExit as exc:
+            code = exc.code
+    texts[" ".join(path)] = [code, printed.getvalue()]
+print(json.dumps(texts))
+"""
+
+
+def test_every_command_has_help_with_its_defaults(tmp_path: Path) -> None:
+    result = blogapi_python(_ALL_HELP, cwd=tmp_path, COLUMNS="200")
     assert result.returncode == 0, result.stderr
-    assert "Usage: blogapi" in result.stdout
-    # Every option names its default (typer prints `[default: ...]`), and every command says what it does.
-    lines = result.stdout.splitlines()
-    options = [line for line in lines if line.lstrip("│ ").startswith("--") and "--help" not in line]
-    for option in options:
-        if not any(name in option for name in _NO_DEFAULT):
-            assert "default" in option or "required" in option, option
+    texts: dict[str, tuple[int, str]] = json.loads(result.stdout)
+    assert {
+        "serve", "check-config", "migrate", "seed", "openapi", "shell",
+        "db upgrade", "db downgrade", "db current", "db history", "db check", "db revision",
+        "users create", "users promote", "users demote", "users deactivate", "users set-password",
+    } <= set(texts)  # fmt: skip
+    for command, (code, text) in texts.items():
+        assert code == 0, command
+        assert "Usage: blogapi" in text, command
+        # Every option names its default (typer prints `[default: ...]`) or that it is required.
+        lines = text.splitlines()
+        options = [line for line in lines if line.lstrip("│ *").startswith("--") and "--help" not in line]
+        for option in options:
+            if not any(name in option for name in _NO_DEFAULT):
+                assert "default" in option or "required" in option, (command, option)
