@@ -80,7 +80,9 @@ def _configure_connections(engine: Engine, *, busy_timeout: float) -> None:
             cursor = dbapi_connection.cursor()
             # Off by default in SQLite; without it ON DELETE CASCADE silently does nothing.
             cursor.execute("PRAGMA foreign_keys=ON")
-            # A writer waits for the app's writers instead of failing at once ("database is locked").
+            # As the app's: readers do not block the writer, and a writer waits for the app's
+            # writers instead of failing at once ("database is locked").
+            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
