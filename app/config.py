@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     # found by the request that uses it (a 503 with Retry-After) and the whole pool is replaced.
     db_pool_pre_ping: bool = False
     db_echo: bool = False
+    # PgBouncer in transaction mode sits between the app and PostgreSQL (README: Scaling out): no
+    # prepared statement outlives its transaction. Migrations then need PostgreSQL's own address.
+    db_pgbouncer: bool = False
+    migrations_database_url: str | None = None
 
     # The largest request body read; a larger one is a 413 before it is read (README: Limits).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1, le=1024**3)
@@ -183,11 +187,12 @@ class Settings(BaseSettings):
     # Set (OpenTelemetry's own variable), requests and statements are traced: `pip install .[otel]`.
     otel_exporter_otlp_endpoint: str | None = None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migrations_database_url")
     @classmethod
-    def _check_database_url(cls, value: str) -> str:
-        to_async_url(value)
-        return value.strip()
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            to_async_url(value)
+        return value.strip() if value else value
 
     @field_validator("rate_limit_login_account", "rate_limit_login_address", "rate_limit_signup_address")
     @classmethod
@@ -214,13 +219,13 @@ class Settings(BaseSettings):
         value = value.strip()
         return value.upper() if value.lower() in {"debug", "info", "warning", "error", "critical"} else value.lower()
 
-    @field_validator("admin_email", "otel_exporter_otlp_endpoint", mode="before")
+    @field_validator("admin_email", "migrations_database_url", "otel_exporter_otlp_endpoint", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
-    def _check_secrets(self) -> Settings:
+    def _check_combinations(self) -> Settings:
         if self.environment == "production":
             key = self.secret_key.get_secret_value() if self.secret_key else ""
             if not key:
@@ -234,11 +239,20 @@ class Settings(BaseSettings):
             password = self.admin_password.get_secret_value() if self.admin_password else ""
             if not 8 <= len(password) <= 128:
                 raise ValueError("ADMIN_PASSWORD must be 8-128 characters when ADMIN_EMAIL is set")
+        if self.db_pgbouncer and self.async_database_url.get_backend_name() != "postgresql":
+            raise ValueError("DB_PGBOUNCER=true needs a PostgreSQL DATABASE_URL (PgBouncer's address)")
         return self
 
     @property
     def async_database_url(self) -> URL:
         return to_async_url(self.database_url)
+
+    @property
+    def async_migrations_url(self) -> URL:
+        """Where migrations, their lock and the seed go: PostgreSQL itself, even behind PgBouncer."""
+        if self.migrations_database_url is None:
+            return self.async_database_url
+        return to_async_url(self.migrations_database_url)
 
     @property
     def log_renderer(self) -> Literal["console", "json"]:

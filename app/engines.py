@@ -18,7 +18,18 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.config import Settings
+from app.migrations import MigrationRefused
 from app.pool_meter import MeteredQueuePool
+
+# Behind PgBouncer in transaction mode consecutive transactions may run on different server
+# connections, so a statement prepared under a name in one is unknown (or another statement) in
+# the next. Unnamed statements are parsed again on each execution in the same round trip as the
+# execution itself; asyncpg's own cache is off since what it caches is server-side names.
+# SQLAlchemy's compiled-statement cache stays on. Cost: BENCHMARKS.md "PgBouncer".
+_PGBOUNCER_CONNECT_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: "",
+}
 
 
 def engine_options(settings: Settings, url: URL) -> dict[str, Any]:
@@ -36,6 +47,8 @@ def engine_options(settings: Settings, url: URL) -> dict[str, Any]:
         "pool_timeout": settings.db_pool_timeout,
         **connect_options(url, connect_timeout=settings.db_pool_timeout, command_timeout=settings.db_command_timeout),
     }
+    if settings.db_pgbouncer:
+        options["connect_args"] = {**options["connect_args"], **_PGBOUNCER_CONNECT_ARGS}
     if url.get_backend_name() != "sqlite":
         # Connections to a server go stale (restarts, idle timeouts, failovers); a file never does.
         options["pool_recycle"] = settings.db_pool_recycle
@@ -99,6 +112,22 @@ def create_autocommit_engine(settings: Settings, url: URL | None = None) -> Asyn
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **engine_options(settings, url))
     _configure_connections(engine, busy_timeout=settings.db_command_timeout)
     return engine
+
+
+def migrations_url(settings: Settings) -> URL:
+    """The address migrations, their lock and the seed use; refused when only PgBouncer's is known."""
+    if settings.db_pgbouncer and settings.migrations_database_url is None:
+        raise MigrationRefused(
+            "DB_PGBOUNCER=true needs MIGRATIONS_DATABASE_URL, PostgreSQL's own address: migrations hold "
+            "a session lock that PgBouncer's transaction mode does not keep"
+        )
+    return settings.async_migrations_url
+
+
+def create_migrations_engine(settings: Settings) -> AsyncEngine:
+    """The transactional engine on PostgreSQL itself (or the one database there is)."""
+    direct = settings.model_copy(update={"db_pgbouncer": False})
+    return create_engine(direct, migrations_url(settings))
 
 
 def _configure_connections(engine: AsyncEngine, *, busy_timeout: float) -> None:

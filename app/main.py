@@ -23,12 +23,13 @@ from app.config import Settings, get_settings
 from app.database import Database, HandlesRoute, check_routes
 from app.database_metrics import observe_database
 from app.docs import install_docs
+from app.engines import create_migrations_engine
 from app.error_handlers import install_error_handlers
 from app.errors import one_line
 from app.health.router import router as health_router
 from app.logs import configure_logging
 from app.metrics import METRICS_PATH, Metrics, multiprocess_directory, serve_metrics
-from app.migrations import check_revision, migrate
+from app.migrations import Migration, check_revision, migrate
 from app.openapi import document_contract
 from app.posts.router import router as posts_router
 from app.rate_limits import RateLimits
@@ -58,6 +59,15 @@ async def _bootstrap_admin(database: Database, *, email: str, password: str, nam
     raise RuntimeError(f"could not create or promote the admin account {email}")
 
 
+async def _migrate(settings: Settings) -> Migration:
+    """Startup's migration, on an engine of its own: behind PgBouncer it must reach PostgreSQL itself."""
+    engine = create_migrations_engine(settings)
+    try:
+        return await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -66,7 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     revision: str | None = None
     try:
         if settings.migrate_on_startup:
-            migration = await migrate(database.engine)
+            migration = await _migrate(settings)
             revision = migration.after
             if migration.applied:
                 logger.info("database migrated", extra={"before": migration.before or "0000", "after": migration.after})

@@ -73,6 +73,10 @@ class UnknownRevision(RuntimeError):
         )
 
 
+class MigrationRefused(RuntimeError):
+    """Migrating is not safe through the address given (PgBouncer's transaction mode)."""
+
+
 class NoMigrations(RuntimeError):
     def __init__(self) -> None:
         super().__init__(f"this code carries no migrations (none in {SCRIPT_LOCATION}): the install is incomplete")

@@ -66,6 +66,10 @@ def create_sync_engine(settings: Settings) -> Engine:
         # The app's bound on connecting, so an unreachable server fails a script in seconds. No
         # statement timeout: like migrations and the seed, a script is not a request.
         options["connect_args"] = {"connect_timeout": max(1, math.ceil(settings.db_pool_timeout))}
+        if settings.db_pgbouncer:
+            # psycopg prepares a statement by name from its fifth run: unsafe behind PgBouncer's
+            # transaction mode, as for the async engines (app.engines).
+            options["connect_args"]["prepare_threshold"] = None
     engine = create_engine(url, **options)
     _configure_connections(engine, busy_timeout=settings.db_command_timeout)
     return engine

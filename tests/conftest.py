@@ -1,4 +1,4 @@
-"""The suite runs on one or more real databases: `--db sqlite|postgresql|mariadb|all`.
+"""The suite runs on one or more real databases: `--db sqlite|postgresql|mariadb|pgbouncer|all`.
 
 Every test that takes the `backend` fixture (directly or through `app`/`client`) is run once per
 selected backend. Each backend gets a fresh database, built by `alembic upgrade head`; every test
@@ -30,6 +30,8 @@ from tests.databases import BACKENDS, ScratchDatabase, Unreachable, create_datab
 # Settings the developer's shell or .env might carry; the suite sets its own.
 _SETTINGS_ENV = (
     "DATABASE_URL",
+    "DB_PGBOUNCER",
+    "MIGRATIONS_DATABASE_URL",
     "ENVIRONMENT",
     "SECRET_KEY",
     "MIGRATE_ON_STARTUP",
@@ -91,6 +93,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         marker = metafunc.definition.get_closest_marker("backends")
         if marker is not None:
             backends = [backend for backend in backends if backend in marker.args]
+        # Migration tests run on the servers themselves: behind PgBouncer migrations go direct
+        # (tests/test_pgbouncer.py checks that they do), so a pass through it would repeat them.
+        if metafunc.definition.get_closest_marker("migrations") is not None:
+            backends = [backend for backend in backends if backend != "pgbouncer"]
         metafunc.parametrize("backend", backends, indirect=True, scope="session")
 
 
@@ -108,7 +114,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[ScratchDatabase]:
             pytest.fail(f"CI=true requires every backend: {exc}", pytrace=False)
         pytest.skip(str(exc))
     try:
-        in_thread(upgrade_to_head, database.url)
+        in_thread(upgrade_to_head, database.migrations_url)
         yield database
     finally:
         drop_database(database)
@@ -116,7 +122,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[ScratchDatabase]:
 
 def make_settings(database: ScratchDatabase, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "database_url": database.url_string,
+        **database.settings,
         "secret_key": SECRET_KEY,
         "migrate_on_startup": False,
         "rate_limit_login_account": GENEROUS_RATE_LIMIT,

@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import to_async_url
 
-BACKENDS = ("sqlite", "postgresql", "mariadb")
+# pgbouncer: the PostgreSQL server, with the app reaching it through PgBouncer in transaction
+# mode (tests/pgbouncer.py) and migrations going to PostgreSQL directly, as README "Scaling out" says.
+BACKENDS = ("sqlite", "postgresql", "mariadb", "pgbouncer")
 
 # Where the servers are; override to point the suite elsewhere.
 SERVER_URLS = {
@@ -42,11 +44,38 @@ def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
 @dataclass(frozen=True)
 class ScratchDatabase:
     backend: str
-    url: URL
+    url: URL  # the app's address: PgBouncer's for the pgbouncer backend
+    direct_url: URL | None = None  # PostgreSQL's own, when the app's goes through PgBouncer
+
+    @property
+    def server(self) -> str:
+        """The database server behind the backend: sqlite, postgresql or mariadb."""
+        return "postgresql" if self.backend == "pgbouncer" else self.backend
 
     @property
     def url_string(self) -> str:
         return self.url.render_as_string(hide_password=False)
+
+    @property
+    def migrations_url(self) -> URL:
+        return self.direct_url or self.url
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Settings that point the app at this database (as keyword arguments)."""
+        values: dict[str, Any] = {"database_url": self.url_string}
+        if self.direct_url is not None:
+            values["db_pgbouncer"] = True
+            values["migrations_database_url"] = self.direct_url.render_as_string(hide_password=False)
+        return values
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The same, as environment variables for a process of its own."""
+        return {
+            name.upper(): str(value).lower() if isinstance(value, bool) else value
+            for name, value in self.settings.items()
+        }
 
 
 class Unreachable(Exception):
@@ -68,9 +97,10 @@ def create_database(backend: str) -> ScratchDatabase:
     if backend == "sqlite":
         directory = Path(tempfile.mkdtemp(prefix="blogapi-test-"))
         return ScratchDatabase(backend, to_async_url(f"sqlite:///{directory / 'test.db'}"))
-    server = to_async_url(SERVER_URLS[backend])
+    server_name = "postgresql" if backend == "pgbouncer" else backend
+    server = to_async_url(SERVER_URLS[server_name])
     name = f"test_{uuid.uuid4().hex[:12]}"
-    if backend == "postgresql":
+    if server_name == "postgresql":
         create = f'CREATE DATABASE "{name}"'
         admin = server.set(database=server.database or "postgres")
     else:
@@ -80,7 +110,17 @@ def create_database(backend: str) -> ScratchDatabase:
         run_async(lambda: _admin_execute(admin, create))
     except Exception as exc:
         raise Unreachable(f"{backend} at {admin.render_as_string()} is not reachable: {exc}") from exc
-    return ScratchDatabase(backend, server.set(database=name))
+    direct = server.set(database=name)
+    if backend == "pgbouncer":
+        # Imported here: tests.pgbouncer's helpers import tests.conftest, which imports this module.
+        from tests.pgbouncer import pgbouncer  # noqa: PLC0415
+
+        try:
+            bouncer = pgbouncer(server)
+        except RuntimeError as exc:
+            raise Unreachable(f"pgbouncer could not be started: {exc}") from exc
+        return ScratchDatabase(backend, bouncer.url(server, name), direct_url=direct)
+    return ScratchDatabase(backend, direct)
 
 
 def drop_database(database: ScratchDatabase) -> None:
@@ -90,9 +130,9 @@ def drop_database(database: ScratchDatabase) -> None:
             file.unlink()
         directory.rmdir()
         return
-    server = to_async_url(SERVER_URLS[database.backend])
+    server = to_async_url(SERVER_URLS[database.server])
     name = database.url.database
-    if database.backend == "postgresql":
+    if database.server == "postgresql":
         admin = server.set(database=server.database or "postgres")
         statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
     else:

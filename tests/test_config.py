@@ -85,6 +85,23 @@ def test_admin_email_needs_a_password() -> None:
         load_settings(admin_email="root@example.com", _env_file=None)
 
 
+def test_pgbouncer_needs_postgresql_and_the_migrations_address_is_a_database_url() -> None:
+    with pytest.raises(ConfigError, match="DB_PGBOUNCER=true needs a PostgreSQL DATABASE_URL"):
+        load_settings(database_url="sqlite:///./x.db", db_pgbouncer=True, _env_file=None)
+    with pytest.raises(ConfigError, match="MIGRATIONS_DATABASE_URL: unsupported database 'redis'"):
+        load_settings(migrations_database_url="redis://localhost", _env_file=None)
+    settings = load_settings(
+        database_url="postgresql://app@pgbouncer:6432/blog",
+        db_pgbouncer=True,
+        migrations_database_url=" postgres://app@primary:5432/blog ",
+        _env_file=None,
+    )
+    assert settings.async_migrations_url.render_as_string() == "postgresql+asyncpg://app@primary:5432/blog"
+    blank = load_settings(migrations_database_url="  ", _env_file=None)
+    assert blank.migrations_database_url is None
+    assert blank.async_migrations_url == blank.async_database_url
+
+
 def test_startup_with_a_bad_value_prints_one_line_and_no_traceback(tmp_path: os.PathLike[str]) -> None:
     env = {**os.environ, "DB_POOL_SIZE": "several"}
     result = subprocess.run(
@@ -117,3 +134,8 @@ def test_pool_settings_reach_the_engine_where_the_dialect_takes_them() -> None:
     assert "pool_recycle" not in sqlite
     assert "connect_args" not in sqlite
     assert _options("sqlite:///./x.db", db_echo=True)["hide_parameters"] is False
+    # Behind PgBouncer: no statement cached or prepared under a name (tests/test_pgbouncer.py).
+    bounced = _options("postgresql://u@pgbouncer/app", db_pgbouncer=True)["connect_args"]
+    assert bounced["statement_cache_size"] == 0
+    assert bounced["prepared_statement_name_func"]() == ""
+    assert bounced["timeout"] == 5.0

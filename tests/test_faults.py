@@ -81,10 +81,10 @@ def silent_server() -> Iterator[int]:
 
 
 def _unreachable_urls(backend: ScratchDatabase, silent_port: int) -> list[str]:
-    if backend.backend == "sqlite":
+    if backend.server == "sqlite":
         return ["sqlite:////nonexistent-directory/blog.db"]
-    scheme = "postgresql" if backend.backend == "postgresql" else "mysql"
-    user = "postgres" if backend.backend == "postgresql" else "root"
+    scheme = "postgresql" if backend.server == "postgresql" else "mysql"
+    user = "postgres" if backend.server == "postgresql" else "root"
     refused = f"{scheme}://{user}@127.0.0.1:1/app"
     silent = f"{scheme}://{user}@127.0.0.1:{silent_port}/app"
     return [refused, silent]
@@ -162,19 +162,19 @@ async def test_a_statement_that_outlives_the_command_timeout_is_a_503(backend: S
     slow_sql = {"postgresql": "SELECT pg_sleep(10)", "mariadb": "SELECT SLEEP(10)"}
 
     async def stall(session: SessionDep) -> dict[str, bool]:
-        if backend.backend == "sqlite":
+        if backend.server == "sqlite":
             # A file database's form of a stalled server: a lock someone else holds.
             await session.execute(
                 text("INSERT INTO users (email, name, slug, password_hash) VALUES ('w@x.io', 'w', 'w', 'x')")
             )
         else:
-            await session.execute(text(slow_sql[backend.backend]))
+            await session.execute(text(slow_sql[backend.server]))
         return {"done": True}
 
     app.add_api_route("/_stall", stall, methods=["POST"])
     async with serving(app) as client:
         async with app.state.db.engine.connect() as blocker:
-            if backend.backend == "sqlite":
+            if backend.server == "sqlite":
                 await blocker.execute(
                     text("INSERT INTO users (email, name, slug, password_hash) VALUES ('b@x.io', 'b', 'b', 'x')")
                 )
@@ -185,7 +185,7 @@ async def test_a_statement_that_outlives_the_command_timeout_is_a_503(backend: S
         assert response.status_code == 503, response.text
         assert 0.9 < elapsed < 5
         # Counted as what it was: the database took too long (SQLite: its lock was not granted).
-        reason = "locked" if backend.backend == "sqlite" else "timeout"
+        reason = "locked" if backend.server == "sqlite" else "timeout"
         assert f'db_errors_total{{reason="{reason}"}} 1.0' in (await client.get("/metrics")).text
         # The pool recovers: the next request is served normally.
         assert (await client.get("/users")).status_code == 200
@@ -196,7 +196,7 @@ async def test_a_server_refusing_connections_is_a_503(backend: ScratchDatabase) 
     """Too many connections -- what a busy or restarting server answers -- is not our bug: 503."""
     role = f"limited_{uuid.uuid4().hex[:8]}"
     admin = create_async_engine(backend.url, isolation_level="AUTOCOMMIT")
-    if backend.backend == "postgresql":
+    if backend.server == "postgresql":
         setup = [f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"]
         teardown = [f"DROP ROLE {role}"]
         url = backend.url.set(username=role, password=None)
@@ -213,7 +213,7 @@ async def test_a_server_refusing_connections_is_a_503(backend: ScratchDatabase) 
     try:
         app = create_app(make_settings(backend, database_url=url.render_as_string(hide_password=False)))
         async with serving(app) as client:
-            if backend.backend == "mariadb":
+            if backend.server == "mariadb":
                 # The one connection this user may have is taken.
                 async with app.state.db.engine.connect() as taken:
                     await taken.execute(text("SELECT 1"))
@@ -245,7 +245,7 @@ async def _admin_scalar(backend: ScratchDatabase, sql: str) -> Any:
 
 async def _connection_marker(backend: ScratchDatabase) -> Any:
     """Something every connection opened from now on exceeds: a time (PostgreSQL), an id (MariaDB)."""
-    return await _admin_scalar(backend, "SELECT now()" if backend.backend == "postgresql" else "SELECT CONNECTION_ID()")
+    return await _admin_scalar(backend, "SELECT now()" if backend.server == "postgresql" else "SELECT CONNECTION_ID()")
 
 
 async def _drop_connections_opened_since(backend: ScratchDatabase, marker: Any) -> int:
@@ -254,7 +254,7 @@ async def _drop_connections_opened_since(backend: ScratchDatabase, marker: Any) 
     admin = create_async_engine(backend.url, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as connection:
-            if backend.backend == "postgresql":
+            if backend.server == "postgresql":
                 killed = await connection.execute(
                     text(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "

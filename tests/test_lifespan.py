@@ -131,9 +131,10 @@ async def test_startup_promotes_an_existing_account_under_the_admin_password(emp
 
 
 async def test_startup_against_an_unreachable_database_fails_in_one_line(backend: ScratchDatabase) -> None:
-    url = "sqlite:////nonexistent-directory/x.db" if backend.backend == "sqlite" else None
+    url = "sqlite:////nonexistent-directory/x.db" if backend.server == "sqlite" else None
     url = url or backend.url.set(port=1).render_as_string(hide_password=False)
-    app = create_app(make_settings(backend, database_url=url, migrate_on_startup=True, db_pool_timeout=1.0))
+    unreachable = {"database_url": url, "migrations_database_url": url}  # behind PgBouncer, both addresses
+    app = create_app(make_settings(backend, **unreachable, migrate_on_startup=True, db_pool_timeout=1.0))
     with pytest.raises(StartupError) as error:
         async with app.router.lifespan_context(app):
             pass

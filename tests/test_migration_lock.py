@@ -27,6 +27,8 @@ from app.migrations import alembic_config, head_revision
 from tests.conftest import SECRET_KEY, make_settings
 from tests.databases import ScratchDatabase, create_database, drop_database, in_thread
 
+pytestmark = pytest.mark.migrations
+
 REVISIONS = len(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))
 
 
@@ -106,14 +108,14 @@ def test_eight_processes_starting_at_once_migrate_exactly_once(empty_database: S
 @asynccontextmanager
 async def holding_the_lock(database: ScratchDatabase) -> AsyncIterator[None]:
     """Another migrator, in the middle of its work."""
-    if database.backend == "sqlite":
+    if database.server == "sqlite":
         with _file_lock(Path(database.url.database or ""), timeout=1):
             yield
         return
     engine = create_async_engine(database.url)
     try:
         async with engine.connect() as connection:
-            await _take(connection, database.backend)
+            await _take(connection, database.server)
             yield
     finally:
         await engine.dispose()

@@ -18,6 +18,8 @@ from app.config import PROJECT_ROOT
 from app.migrations import alembic_config, head_revision, upgrade_to_head
 from tests.databases import ScratchDatabase, create_database, drop_database, in_thread, run_async
 
+pytestmark = pytest.mark.migrations
+
 
 @pytest.fixture
 def scratch(backend: ScratchDatabase) -> Iterator[ScratchDatabase]:

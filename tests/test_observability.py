@@ -233,7 +233,7 @@ async def test_a_slow_statement_is_logged_with_its_sql_and_without_its_parameter
             {"limit": 3_000_000},
         ),
     }
-    sql, parameters = slow[backend.backend]
+    sql, parameters = slow[backend.server]
 
     async def stall(connection: ConnectionDep) -> dict[str, bool]:
         await connection.execute(text(sql), parameters)
@@ -254,7 +254,7 @@ async def test_a_slow_statement_is_logged_with_its_sql_and_without_its_parameter
     assert line["duration_ms"] >= 100
     # WITH ... SELECT is a select too.
     assert line["operation"] == "select"
-    assert line["statement"] == sql.replace(":seconds", "$1" if backend.backend == "postgresql" else "%s").replace(
+    assert line["statement"] == sql.replace(":seconds", "$1" if backend.server == "postgresql" else "%s").replace(
         ":limit", "?"
     )
     logged = json.dumps({key: field for key, field in line.items() if key != "duration_ms"})

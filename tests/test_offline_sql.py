@@ -17,6 +17,8 @@ from app.migrations import alembic_config
 from tests.databases import ScratchDatabase, create_database, drop_database, in_thread
 from tests.test_stairway import snapshot
 
+pytestmark = pytest.mark.migrations
+
 
 def offline_sql(url: str) -> str:
     env = {**os.environ, "DATABASE_URL": url}
@@ -51,7 +53,7 @@ def two_databases(backend: ScratchDatabase) -> Iterator[tuple[ScratchDatabase, S
 
 def _apply(database: ScratchDatabase, script: str) -> None:
     url = database.url
-    if database.backend == "postgresql":
+    if database.server == "postgresql":
         client = ["psql", "-v", "ON_ERROR_STOP=1", "-q", "-h", url.host or "", "-p", str(url.port or 5432)]
         client += ["-U", url.username or "postgres", "-d", url.database or ""]
     else:

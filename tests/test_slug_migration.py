@@ -14,6 +14,8 @@ from app.migrations import alembic_config
 from app.users.slugs import base_slug, fallback_slug, first_free
 from tests.databases import ScratchDatabase, create_database, drop_database, in_thread, run_async
 
+pytestmark = pytest.mark.migrations
+
 BEFORE_SLUGS = "0003"
 TRICKY_NAMES = [
     "Alice Smith",

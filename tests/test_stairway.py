@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.migrations import alembic_config
 from tests.databases import ScratchDatabase, create_database, drop_database, in_thread, run_async
 
+pytestmark = pytest.mark.migrations
+
 Schema = dict[str, Any]
 
 

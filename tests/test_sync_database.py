@@ -54,12 +54,12 @@ def test_the_engine_takes_the_pool_settings_and_the_sync_driver(backend: Scratch
         assert engine.echo is True
         assert engine.hide_parameters is False  # shown only when SQL logging was asked for
         # As on the async engines: a file is never recycled nor pinged.
-        expected = (-1, False) if backend.backend == "sqlite" else (600, True)
+        expected = (-1, False) if backend.server == "sqlite" else (600, True)
         assert (pool._recycle, pool._pre_ping) == expected
-        assert engine.driver == DRIVERS[backend.backend]
+        assert engine.driver == DRIVERS[backend.server]
         with engine.connect() as connection:
             assert connection.scalar(text("SELECT 1")) == 1
-            if backend.backend == "sqlite":
+            if backend.server == "sqlite":
                 assert connection.scalar(text("PRAGMA foreign_keys")) == 1
     finally:
         engine.dispose()
@@ -87,7 +87,7 @@ async def test_timestamps_are_the_same_utc_values_both_ways(
 ) -> None:
     profile = await register(name="Through The Api")
     with sessions() as session:
-        if backend.backend == "postgresql":
+        if backend.server == "postgresql":
             # psycopg returns a timestamptz in the session's zone: the type converts it to UTC.
             session.execute(text("SET LOCAL TIME ZONE 'Asia/Tokyo'"))
         user = session.get_one(User, profile["id"])
@@ -102,9 +102,9 @@ async def test_timestamps_are_the_same_utc_values_both_ways(
         written.created_at = moment
         session.flush()
         raw = session.scalar(text("SELECT created_at FROM users WHERE id = :id"), {"id": written.id})
-    if backend.backend == "postgresql":
+    if backend.server == "postgresql":
         assert raw.utcoffset() == timedelta(0)  # the sync connections' sessions are in UTC
-    elif backend.backend == "mariadb":
+    elif backend.server == "mariadb":
         assert raw == moment.replace(tzinfo=None)  # naive UTC, as the async engine stores it
     response = await client.get(f"/users/{written.id}")
     assert response.status_code == 200, response.text

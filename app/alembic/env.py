@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import get_settings, to_async_url
-from app.engines import connect_options
+from app.engines import connect_options, migrations_url
 from app.migration_lock import migration_lock
 from app.migrations import check_sqlite_directory
 from app.models import Base, UTCDateTime
@@ -31,8 +31,9 @@ target_metadata = Base.metadata
 
 
 def _database_url() -> str:
-    url = config.attributes.get("database_url") or get_settings().database_url
-    return to_async_url(url).render_as_string(hide_password=False)
+    url = config.attributes.get("database_url")
+    target = to_async_url(url) if url else migrations_url(get_settings())
+    return target.render_as_string(hide_password=False)
 
 
 def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:

@@ -24,9 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cli.common import CommandFailed, fail, out, sqlite_file_missing
 from app.config import Settings, get_settings
-from app.engines import create_engine
+from app.engines import create_engine, create_migrations_engine, migrations_url
 from app.errors import one_line
-from app.migrations import Migration, UnknownRevision, alembic_config, check_revision, database_revision, migrate
+from app.migrations import (
+    Migration,
+    MigrationRefused,
+    UnknownRevision,
+    alembic_config,
+    check_revision,
+    database_revision,
+    migrate,
+)
 
 db = typer.Typer(help="Migrate the database and write new migrations (Alembic).", no_args_is_help=True)
 
@@ -117,24 +125,24 @@ def revision(
 
 
 async def upgrade_to(settings: Settings, revision: str) -> Migration:
-    engine = create_engine(settings)
-    try:
-        with _migration_errors():
+    with _migration_errors():
+        engine = create_migrations_engine(settings)
+        try:
             if revision in ("head", _scripts().get_current_head()):
                 # Startup's own path: at head it neither locks nor loads Alembic's environment.
                 return await migrate(engine)
             return await _step(engine, settings, command.upgrade, revision)
-    finally:
-        await engine.dispose()
+        finally:
+            await engine.dispose()
 
 
 async def _downgrade_to(settings: Settings, revision: str) -> Migration:
-    engine = create_engine(settings)
-    try:
-        with _migration_errors():
+    with _migration_errors():
+        engine = create_migrations_engine(settings)
+        try:
             return await _step(engine, settings, command.downgrade, revision)
-    finally:
-        await engine.dispose()
+        finally:
+            await engine.dispose()
 
 
 async def _step(
@@ -153,7 +161,8 @@ def _migration_errors() -> Iterator[None]:
         yield
     except CommandFailed:
         raise
-    except (UnknownRevision, CommandError) as exc:  # a newer release's database; a revision that is not ours
+    except (UnknownRevision, MigrationRefused, CommandError) as exc:
+        # A newer release's database; PgBouncer's address only; a revision that is not ours.
         fail(f"migration refused: {_message(exc)}")
     except Exception as exc:  # noqa: BLE001 -- unreachable, lock timeout, no migrations: one line
         fail(f"migration failed: {one_line(exc)}")
@@ -173,7 +182,11 @@ async def _revision(settings: Settings) -> str | None:
 
 
 def _config(settings: Settings) -> Config:
-    config = alembic_config(settings.async_database_url)
+    try:
+        url = migrations_url(settings)
+    except MigrationRefused as exc:
+        fail(f"migration refused: {exc}")
+    config = alembic_config(url)
     # Quiet: no progress lines of Alembic's own; each command prints its one-line outcome instead.
     config.cmd_opts = argparse.Namespace(quiet=True)
     return config

@@ -22,8 +22,8 @@ from sqlalchemy import text
 
 from app.cli.common import err, fail, out, require_migrated, sqlite_file_missing
 from app.config import Settings, get_settings
-from app.engines import create_engine
-from app.migrations import database_revision
+from app.engines import create_migrations_engine
+from app.migrations import MigrationRefused, database_revision
 from app.seed import SEED_PASSWORD
 
 # Bulk loads are not requests: a batch may take longer than DB_COMMAND_TIMEOUT allows one.
@@ -52,7 +52,11 @@ def seed(
 async def _seed(settings: Settings, *, users: int, posts: int, comments: int, random_seed: int) -> None:
     from app.seed import seed  # noqa: PLC0415 -- the seed code loads for this command only
 
-    engine = create_engine(settings.model_copy(update={"db_command_timeout": SEED_STATEMENT_TIMEOUT}))
+    try:
+        # Straight to PostgreSQL when PgBouncer is in front: a bulk load is not pooled traffic.
+        engine = create_migrations_engine(settings.model_copy(update={"db_command_timeout": SEED_STATEMENT_TIMEOUT}))
+    except MigrationRefused as exc:
+        fail(f"seed refused: {exc}")
     try:
         require_migrated(engine.url, await database_revision(engine))
         with _Bars() as bars:

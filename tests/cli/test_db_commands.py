@@ -16,6 +16,8 @@ from tests.databases import ScratchDatabase, create_database, drop_database
 from tests.servers import free_port
 from tests.test_migrations import tables
 
+pytestmark = pytest.mark.migrations
+
 HEAD = head_revision()
 
 

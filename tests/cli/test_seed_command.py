@@ -12,6 +12,8 @@ from app.seed import SEED_PASSWORD
 from tests.cli.runner import blogapi, one_line_failure
 from tests.databases import ScratchDatabase, create_database, drop_database
 
+pytestmark = pytest.mark.migrations
+
 
 @pytest.fixture
 def scratch(backend: ScratchDatabase) -> Iterator[ScratchDatabase]:
@@ -23,7 +25,7 @@ def scratch(backend: ScratchDatabase) -> Iterator[ScratchDatabase]:
 def test_seed_refuses_an_unmigrated_database(scratch: ScratchDatabase, tmp_path: Path) -> None:
     line = one_line_failure(blogapi("seed", cwd=tmp_path, database_url=scratch.url_string))
     assert re.fullmatch(r"the database \S+ is not migrated: run `blogapi db upgrade` first", line), line
-    if scratch.backend == "sqlite":
+    if scratch.server == "sqlite":
         # Checked before connecting: no empty file is left where the database should be.
         assert not Path(scratch.url.database or "").exists()
 

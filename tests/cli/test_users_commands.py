@@ -17,7 +17,7 @@ from tests.databases import ScratchDatabase
 
 
 def run(backend: ScratchDatabase, tmp_path: Path, *args: str, stdin: str | None = None) -> CompletedProcess[str]:
-    return blogapi("users", *args, cwd=tmp_path, database_url=backend.url_string, stdin=stdin)
+    return blogapi("users", *args, cwd=tmp_path, **backend.environment, stdin=stdin)
 
 
 def succeeded(result: CompletedProcess[str]) -> str:
