@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 
@@ -136,7 +135,8 @@ def test_pool_settings_reach_the_engine_where_the_dialect_takes_them() -> None:
     assert "connect_args" not in sqlite
     assert _options("sqlite:///./x.db", db_echo=True)["hide_parameters"] is False
     # Behind PgBouncer: no statement cached or prepared under a name (tests/test_pgbouncer.py).
-    bounced: dict[str, Any] = _options("postgresql://u@pgbouncer/app", db_pgbouncer=True)["connect_args"]
+    bounced = _options("postgresql://u@pgbouncer/app", db_pgbouncer=True)["connect_args"]
+    assert isinstance(bounced, dict)
     assert bounced["statement_cache_size"] == 0
     assert bounced["prepared_statement_name_func"]() == ""
     assert bounced["timeout"] == 5.0
