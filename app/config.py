@@ -241,6 +241,11 @@ class Settings(BaseSettings):
                 raise ValueError("ADMIN_PASSWORD must be 8-128 characters when ADMIN_EMAIL is set")
         if self.db_pgbouncer and self.async_database_url.get_backend_name() != "postgresql":
             raise ValueError("DB_PGBOUNCER=true needs a PostgreSQL DATABASE_URL (PgBouncer's address)")
+        if self.db_pgbouncer and self.migrate_on_startup and self.migrations_database_url is None:
+            raise ValueError(
+                "DB_PGBOUNCER=true needs MIGRATIONS_DATABASE_URL (PostgreSQL's own address) to migrate at "
+                "startup, or MIGRATE_ON_STARTUP=false"
+            )
         return self
 
     @property

@@ -23,9 +23,11 @@ from app.pool_meter import MeteredQueuePool
 
 # Behind PgBouncer in transaction mode consecutive transactions may run on different server
 # connections, so a statement prepared under a name in one is unknown (or another statement) in
-# the next. Unnamed statements are parsed again on each execution in the same round trip as the
-# execution itself; asyncpg's own cache is off since what it caches is server-side names.
-# SQLAlchemy's compiled-statement cache stays on. Cost: BENCHMARKS.md "PgBouncer".
+# the next. With its cache off asyncpg marks every statement unprepared and sends Parse again with
+# each execution, in the same round trip; the empty name makes that statement the unnamed one,
+# which no later transaction looks for. The two go together: an unnamed statement with the cache
+# on would be reused unparsed. SQLAlchemy's cache of compiled SQL stays on. Cost: BENCHMARKS.md
+# "PgBouncer".
 _PGBOUNCER_CONNECT_ARGS: dict[str, Any] = {
     "statement_cache_size": 0,
     "prepared_statement_name_func": lambda: "",
@@ -114,20 +116,20 @@ def create_autocommit_engine(settings: Settings, url: URL | None = None) -> Asyn
     return engine
 
 
-def migrations_url(settings: Settings) -> URL:
+_MIGRATIONS_GO_DIRECT = "migrations hold a session lock that PgBouncer's transaction mode does not keep"
+
+
+def migrations_url(settings: Settings, *, why: str = _MIGRATIONS_GO_DIRECT) -> URL:
     """The address migrations, their lock and the seed use; refused when only PgBouncer's is known."""
     if settings.db_pgbouncer and settings.migrations_database_url is None:
-        raise MigrationRefused(
-            "DB_PGBOUNCER=true needs MIGRATIONS_DATABASE_URL, PostgreSQL's own address: migrations hold "
-            "a session lock that PgBouncer's transaction mode does not keep"
-        )
+        raise MigrationRefused(f"DB_PGBOUNCER=true needs MIGRATIONS_DATABASE_URL, PostgreSQL's own address: {why}")
     return settings.async_migrations_url
 
 
-def create_migrations_engine(settings: Settings) -> AsyncEngine:
+def create_migrations_engine(settings: Settings, *, why: str = _MIGRATIONS_GO_DIRECT) -> AsyncEngine:
     """The transactional engine on PostgreSQL itself (or the one database there is)."""
     direct = settings.model_copy(update={"db_pgbouncer": False})
-    return create_engine(direct, migrations_url(settings))
+    return create_engine(direct, migrations_url(settings, why=why))
 
 
 def _configure_connections(engine: AsyncEngine, *, busy_timeout: float) -> None:

@@ -74,9 +74,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database: Database = app.state.db
     metrics: Metrics | None = app.state.metrics
     revision: str | None = None
+    target = database.engine.url  # named in a failure: the migrations' address while they run
     try:
         if settings.migrate_on_startup:
+            target = settings.async_migrations_url
             migration = await _migrate(settings)
+            target = database.engine.url
             revision = migration.after
             if migration.applied:
                 logger.info("database migrated", extra={"before": migration.before or "0000", "after": migration.after})
@@ -97,8 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except Exception as exc:  # noqa: BLE001 -- any startup failure becomes one clear line
         await database.dispose()
         await app.state.rate_limits.close()
-        target = database.engine.url.render_as_string(hide_password=True)
-        raise StartupError(f"startup failed against {target}: {one_line(exc)}") from None
+        raise StartupError(f"startup failed against {target.render_as_string()}: {one_line(exc)}") from None
     sampling = asyncio.create_task(metrics.keep_sampling()) if metrics and multiprocess_directory() else None
     try:
         yield

@@ -50,8 +50,53 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "cpu": row["app"]["cpu_ms"] / row["ref"]["cpu_ms"],
                     "p99": row["app"]["p99_ms"] / row["ref"]["p99_ms"],
                 }
+            row["variants"] = {
+                name: {
+                    "rps": row[name]["rps"] / row["app"]["rps"],
+                    "cpu": row[name]["cpu_ms"] / row["app"]["cpu_ms"],
+                    "p99": row[name]["p99_ms"] / row["app"]["p99_ms"],
+                }
+                for name in results.get("variants", {})
+                if name in row and "app" in row and row["app"]["rps"] and row["app"]["cpu_ms"] and row["app"]["p99_ms"]
+            }
             rows.append(row)
     return rows
+
+
+def _variants_table(results: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Each --variant against the app as configured: ratios variant / app."""
+    lines = [
+        "Variants, as ratios variant / app (throughput above 1.00x, CPU and p99 below 1.00x favour the variant): "
+        + "; ".join(
+            f"**{name}** = the app with " + (", ".join(f"`{key}={value}`" for key, value in env.items()) or "nothing")
+            for name, env in results["variants"].items()
+        )
+        + ".",
+        "",
+        "| Endpoint | c | app req/s | app CPU ms/req | app p99 ms | variant | req/s | ratio | CPU ms/req | CPU ratio "
+        "| p99 ms | p99 ratio |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        app = row["app"]
+        for name, ratio in row["variants"].items():
+            variant = row[name]
+            cells = [
+                row["title"],
+                str(row["c"]),
+                f"{app['rps']:,.0f}",
+                f"{app['cpu_ms']:.2f}",
+                f"{app['p99_ms']:.1f}",
+                name,
+                f"{variant['rps']:,.0f}",
+                f"{ratio['rps']:.2f}x",
+                f"{variant['cpu_ms']:.2f}",
+                f"{ratio['cpu']:.2f}x",
+                f"{variant['p99_ms']:.1f}",
+                f"{ratio['p99']:.2f}x",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _verdict(row: dict[str, Any]) -> str:
@@ -154,9 +199,11 @@ def markdown(results: dict[str, Any]) -> str:
     apps = results["apps"]
     lines = [_settings(results), ""]
     if "ref" in apps:
-        lines += _ab_table(results, rows)
-    if "baseline" in apps or "ref" not in apps:
-        lines += ["", *_baseline_table(rows, apps)] if "ref" in apps else _baseline_table(rows, apps)
+        lines += [*_ab_table(results, rows), ""]
+    if results.get("variants"):
+        lines += [*_variants_table(results, rows), ""]
+    if "baseline" in apps or not ("ref" in apps or results.get("variants")):
+        lines += _baseline_table(rows, apps)
     errors = [(row["title"], row["c"], name) for row in rows for name in apps if name in row and row[name]["errors"]]
     lines.append("")
     lines.append(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import platform
 import secrets
@@ -84,11 +85,34 @@ def _arguments() -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="an extra variable for every server (not the seeding); repeatable, recorded in the results",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        nargs="+",
+        metavar="NAME [NAME=VALUE",
+        help="also serve this checkout's app as NAME with these variables over the shared ones (e.g. "
+        "`--variant pgbouncer DATABASE_URL=postgresql://...:6432/db DB_PGBOUNCER=true`), interleaved like the "
+        "others, and report NAME / app per endpoint (throughput, CPU per request, p99) in "
+        "bench/results/<date>-variants.{json,md}, leaving BENCHMARKS.md alone; repeatable",
+    )
     parser.add_argument("--pool-size", type=int, default=10, help="database connections per app")
     parser.add_argument("--soak-seconds", type=float, help="length of the soak (default 300; 0 skips it)")
     parser.add_argument("--no-overload", action="store_true", help="skip the 512-connection run")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results")
     return parser.parse_args()
+
+
+def _variant(words: list[str]) -> AppUnderTest:
+    name, *assignments = words
+    if name in APPS or name == "ref" or not name.isidentifier():
+        raise SystemExit(f"--variant: {name!r} must be a new name (not {', '.join([*APPS, 'ref'])})")
+    try:
+        env = tuple(_variable(item) for item in assignments)
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"--variant {name}: {exc}") from None
+    described = ", ".join(f"{key}={value}" for key, value in env) or "nothing changed"
+    return dataclasses.replace(APPS["app"], name=name, description=f"the app with {described}", env=env)
 
 
 def _postgres_version(url: str) -> str:
@@ -302,6 +326,9 @@ def main() -> None:
         raise SystemExit("--apps must include app: it issues the requests' token and cursor")
     if args.compare:
         checkout.resolve(args.compare)  # a mistyped ref fails now, not after the seeding
+    variants = [_variant(words) for words in args.variant]
+    if len({variant.name for variant in variants}) < len(variants):
+        raise SystemExit("--variant: each needs a name of its own")
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop)
     binary = wrk.ensure_installed()
@@ -324,10 +351,12 @@ def main() -> None:
             "env": extra,
         },
         "apps": {name: APPS[name].description for name in names},
+        "variants": {variant.name: dict(variant.env) for variant in variants},
         "endpoints": {},
     }
+    results["apps"] |= {variant.name: variant.description for variant in variants}
     with ExitStack() as stack:
-        apps = [APPS[name] for name in names]
+        apps = [APPS[name] for name in names] + variants
         if args.compare:
             apps.append(_ref_app(stack, args.compare, results))
         servers = _start(stack, apps, env | extra, logs, results)
@@ -357,8 +386,9 @@ def main() -> None:
     # A quick run only tries the harness: it keeps out of the published results. An A/B run measures
     # a change, not the state of the project: its table is pasted where the change is described.
     output = args.output / "quick" if args.quick else args.output
-    name = f"{date}-ab-{results['compare']['commit'][:7]}" if args.compare else date
-    written = report.write(results, output / name, None if args.quick or args.compare else ROOT / "BENCHMARKS.md")
+    name = f"{date}-ab-{results['compare']['commit'][:7]}" if args.compare else f"{date}-variants" if variants else date
+    published = not (args.quick or args.compare or variants)
+    written = report.write(results, output / name, ROOT / "BENCHMARKS.md" if published else None)
     print(report.markdown(results))
     print(f"written: {', '.join(str(path) for path in written)}")
 

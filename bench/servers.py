@@ -24,6 +24,7 @@ class AppUnderTest:
     description: str
     checkout: Path = ROOT  # the server's working directory and first PYTHONPATH entry
     factory: bool = False
+    env: tuple[tuple[str, str], ...] = ()  # variables of this app alone (a --variant's), over the shared ones
 
     @property
     def module(self) -> str:
@@ -117,7 +118,11 @@ def serve(app: AppUnderTest, *, port: int, env: dict[str, str], log: Path) -> It
     path = os.pathsep.join(p for p in (str(app.checkout), env.get("PYTHONPATH", "")) if p)
     with log.open("ab") as output:
         process = subprocess.Popen(
-            command, cwd=app.checkout, env={**env, "PYTHONPATH": path}, stdout=output, stderr=subprocess.STDOUT
+            command,
+            cwd=app.checkout,
+            env={**env, **dict(app.env), "PYTHONPATH": path},
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -10,13 +10,16 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import to_async_url
+
+if TYPE_CHECKING:
+    from tests.pgbouncer import PgBouncer
 
 # pgbouncer: the PostgreSQL server, with the app reaching it through PgBouncer in transaction
 # mode (tests/pgbouncer.py) and migrations going to PostgreSQL directly, as README "Scaling out" says.
@@ -99,6 +102,8 @@ def create_database(backend: str) -> ScratchDatabase:
         return ScratchDatabase(backend, to_async_url(f"sqlite:///{directory / 'test.db'}"))
     server_name = "postgresql" if backend == "pgbouncer" else backend
     server = to_async_url(SERVER_URLS[server_name])
+    # Started first, so that a PgBouncer that cannot start leaves no database behind.
+    bouncer = _pgbouncer(server) if backend == "pgbouncer" else None
     name = f"test_{uuid.uuid4().hex[:12]}"
     if server_name == "postgresql":
         create = f'CREATE DATABASE "{name}"'
@@ -111,16 +116,19 @@ def create_database(backend: str) -> ScratchDatabase:
     except Exception as exc:
         raise Unreachable(f"{backend} at {admin.render_as_string()} is not reachable: {exc}") from exc
     direct = server.set(database=name)
-    if backend == "pgbouncer":
-        # Imported here: tests.pgbouncer's helpers import tests.conftest, which imports this module.
-        from tests.pgbouncer import pgbouncer  # noqa: PLC0415
-
-        try:
-            bouncer = pgbouncer(server)
-        except RuntimeError as exc:
-            raise Unreachable(f"pgbouncer could not be started: {exc}") from exc
+    if bouncer is not None:
         return ScratchDatabase(backend, bouncer.url(server, name), direct_url=direct)
     return ScratchDatabase(backend, direct)
+
+
+def _pgbouncer(server: URL) -> PgBouncer:
+    # Imported here: tests.pgbouncer's helpers import tests.conftest, which imports this module.
+    from tests.pgbouncer import pgbouncer  # noqa: PLC0415
+
+    try:
+        return pgbouncer(server)
+    except RuntimeError as exc:
+        raise Unreachable(f"pgbouncer could not be started: {exc}") from exc
 
 
 def drop_database(database: ScratchDatabase) -> None:

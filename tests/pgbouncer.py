@@ -67,8 +67,10 @@ def _start(server_url: URL) -> PgBouncer:
     executable = ensure_command("pgbouncer", "pgbouncer")
     directory = Path(tempfile.mkdtemp(prefix="blogapi-pgbouncer-"))
     port = free_port()
-    user = server_url.username or "postgres"
-    (directory / "users.txt").write_text(f'"{user}" ""\n')
+    # PgBouncer admits only the users its auth file lists; with trust it checks no password, and
+    # logs in to PostgreSQL with the one given here.
+    user, password = server_url.username or "postgres", server_url.password or ""
+    (directory / "users.txt").write_text(f'"{user}" "{password}"\n')
     (directory / "pgbouncer.ini").write_text(
         "\n".join(
             [
@@ -110,6 +112,7 @@ def _wait_until_listening(running: PgBouncer) -> None:
     while time.monotonic() < deadline:
         if running.process.poll() is not None:
             stderr = (running.directory / "stderr.log").read_text(errors="replace").strip()
+            running.stop()
             raise RuntimeError(f"pgbouncer exited with {running.process.returncode}: {stderr[-2000:]}")
         try:
             with socket.create_connection((running.host, running.port), timeout=1):

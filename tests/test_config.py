@@ -90,6 +90,8 @@ def test_pgbouncer_needs_postgresql_and_the_migrations_address_is_a_database_url
         load_settings(database_url="sqlite:///./x.db", db_pgbouncer=True, _env_file=None)
     with pytest.raises(ConfigError, match="MIGRATIONS_DATABASE_URL: unsupported database 'redis'"):
         load_settings(migrations_database_url="redis://localhost", _env_file=None)
+    with pytest.raises(ConfigError, match=r"needs MIGRATIONS_DATABASE_URL .* to migrate at startup"):
+        load_settings(database_url="postgresql://app@pgbouncer:6432/blog", db_pgbouncer=True, _env_file=None)
     settings = load_settings(
         database_url="postgresql://app@pgbouncer:6432/blog",
         db_pgbouncer=True,
@@ -135,7 +137,7 @@ def test_pool_settings_reach_the_engine_where_the_dialect_takes_them() -> None:
     assert "connect_args" not in sqlite
     assert _options("sqlite:///./x.db", db_echo=True)["hide_parameters"] is False
     # Behind PgBouncer: no statement cached or prepared under a name (tests/test_pgbouncer.py).
-    bounced = _options("postgresql://u@pgbouncer/app", db_pgbouncer=True)["connect_args"]
+    bounced = _options("postgresql://u@pgbouncer/app", db_pgbouncer=True, migrate_on_startup=False)["connect_args"]
     assert isinstance(bounced, dict)
     assert bounced["statement_cache_size"] == 0
     assert bounced["prepared_statement_name_func"]() == ""

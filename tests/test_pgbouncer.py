@@ -17,14 +17,16 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.engines import create_migrations_engine
-from app.migration_lock import migration_lock
+from app.engines import create_autocommit_engine, create_migrations_engine
+from app.migrations import database_revision, head_revision
 from app.models import Post
 from tests.cli.runner import blogapi, one_line_failure
 from tests.conftest import PASSWORD, SECRET_KEY, make_settings
-from tests.databases import ScratchDatabase, run_async
+from tests.databases import ScratchDatabase, create_database, drop_database, run_async
 from tests.servers import free_port, served
 
 pytestmark = pytest.mark.backends("pgbouncer")
@@ -109,37 +111,94 @@ def test_sustained_mixed_load_through_pgbouncer_sees_no_errors(backend: ScratchD
     assert run_async(stored) == len(acknowledged)
 
 
-def test_startup_migration_behind_pgbouncer_needs_the_direct_address(backend: ScratchDatabase, tmp_path: Path) -> None:
+def test_without_the_direct_address_migrating_is_refused_in_one_line(backend: ScratchDatabase, tmp_path: Path) -> None:
     environment = {"DATABASE_URL": backend.url_string, "DB_PGBOUNCER": "true", "SECRET_KEY": SECRET_KEY}
-    result = blogapi("check-config", cwd=tmp_path, **environment)
-    assert result.returncode == 0, result.stderr  # a valid configuration: the refusal is the migration's
+    # Migrating at startup (the default), such a configuration could never start: refused as one.
+    for command in (["check-config"], ["serve", "--port", str(free_port())]):
+        line = one_line_failure(blogapi(*command, cwd=tmp_path, **environment))
+        assert line.startswith("configuration error: DB_PGBOUNCER=true needs MIGRATIONS_DATABASE_URL"), line
 
-    line = one_line_failure(blogapi("db", "upgrade", cwd=tmp_path, **environment))
-    assert line.startswith("migration refused: DB_PGBOUNCER=true needs MIGRATIONS_DATABASE_URL"), line
-
-    line = one_line_failure(blogapi("serve", "--port", str(free_port()), cwd=tmp_path, **environment))
-    assert line.startswith("migration refused: DB_PGBOUNCER=true needs MIGRATIONS_DATABASE_URL"), line
-
-
-def _advisory_locks_held(connection: Connection) -> int:
-    with migration_lock(connection, timeout=5):
-        # The lock is a session's: held on this very connection only if it is PostgreSQL's own.
-        statement = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
-        return int(connection.scalar(statement) or 0)
+    environment["MIGRATE_ON_STARTUP"] = "false"
+    assert blogapi("check-config", cwd=tmp_path, **environment).returncode == 0
+    refusals = {
+        ("db", "upgrade"): "migration refused",
+        ("db", "check"): "migration refused",
+        ("seed", "--users", "1", "--posts", "0", "--comments", "0"): "seed refused",
+    }
+    for arguments, outcome in refusals.items():
+        line = one_line_failure(blogapi(*arguments, cwd=tmp_path, **environment))
+        assert line.startswith(f"{outcome}: DB_PGBOUNCER=true needs MIGRATIONS_DATABASE_URL"), (arguments, line)
 
 
-def test_migrations_and_their_lock_go_to_postgresql_itself(backend: ScratchDatabase) -> None:
-    settings = make_settings(backend)
-    assert settings.db_pgbouncer
+def _connected_directly(connection: Connection) -> bool:
+    """PostgreSQL sees this socket itself, not PgBouncer's connection, on the other end."""
+    local_port = connection.connection.driver_connection._transport.get_extra_info("sockname")[1]  # type: ignore[union-attr]
+    return bool(connection.scalar(text("SELECT inet_client_port() = :port"), {"port": local_port}))
 
-    async def lock() -> tuple[int | None, int]:
-        engine = create_migrations_engine(settings)
+
+def _revision(url: URL) -> str | None:
+    async def read() -> str | None:
+        engine = create_async_engine(url)
         try:
-            async with engine.connect() as connection:
-                return engine.url.port, await connection.run_sync(_advisory_locks_held)
+            return await database_revision(engine)
         finally:
             await engine.dispose()
 
-    port, held = run_async(lock)
-    assert port == backend.migrations_url.port != backend.url.port
-    assert held == 1
+    return run_async(read)
+
+
+def test_migrations_go_to_postgresql_itself_even_with_pgbouncer_down(backend: ScratchDatabase, tmp_path: Path) -> None:
+    fresh = create_database(backend.backend)  # never migrated
+    try:
+        # The app's own address refuses connections: whatever migrates must use the direct one.
+        closed = fresh.url.set(port=free_port()).render_as_string(hide_password=False)
+        environment = {**fresh.environment, "DATABASE_URL": closed, "SECRET_KEY": SECRET_KEY}
+        upgraded = blogapi("db", "upgrade", "0007", cwd=tmp_path, **environment)
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert upgraded.stdout.strip() == "migrated 0000 -> 0007"
+        assert _revision(fresh.migrations_url) == "0007"
+
+        del environment["DATABASE_URL"]
+        with served(closed, tmp_path / "server.log", **environment) as server:
+            # Startup migrated to head; the app's own database address is down, so it is not ready.
+            assert httpx.get(f"{server.url}/health/ready", timeout=30).status_code == 503
+        assert _revision(fresh.migrations_url) == head_revision()
+
+        async def direct() -> bool:
+            engine = create_migrations_engine(make_settings(fresh))
+            try:
+                async with engine.connect() as connection:
+                    return await connection.run_sync(_connected_directly)
+            finally:
+                await engine.dispose()
+
+        assert run_async(direct)
+    finally:
+        drop_database(fresh)
+
+
+def test_an_app_left_with_named_statements_fails_through_pgbouncer(backend: ScratchDatabase) -> None:
+    """The control: without DB_PGBOUNCER the same traffic breaks, so the tests above can fail."""
+
+    async def traffic() -> Counter[str]:
+        engine = create_autocommit_engine(make_settings(backend, db_pgbouncer=False))
+        outcomes: Counter[str] = Counter()
+
+        async def client(number: int) -> None:
+            for round_ in range(20):
+                try:
+                    async with engine.connect() as connection:
+                        statement = text(f"SELECT :n + {round_ % 3}")
+                        await connection.scalar(statement, {"n": number})
+                    outcomes["ok"] += 1
+                except DBAPIError as exc:
+                    outcomes[type(exc.orig).__name__] += 1
+
+        try:
+            await asyncio.gather(*(client(number) for number in range(40)))
+        finally:
+            await engine.dispose()
+        return outcomes
+
+    outcomes = run_async(traffic)
+    assert sum(count for outcome, count in outcomes.items() if outcome != "ok") > 0, outcomes

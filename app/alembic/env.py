@@ -32,7 +32,12 @@ target_metadata = Base.metadata
 
 def _database_url() -> str:
     url = config.attributes.get("database_url")
-    target = to_async_url(url) if url else migrations_url(get_settings())
+    if url:
+        target = to_async_url(url)
+    else:
+        # Offline, only the dialect matters: no connection, no lock, nothing to refuse.
+        settings = get_settings()
+        target = settings.async_migrations_url if context.is_offline_mode() else migrations_url(settings)
     return target.render_as_string(hide_password=False)
 
 

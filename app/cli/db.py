@@ -117,7 +117,8 @@ def revision(
     if autogenerate and sqlite_file_missing(settings.async_database_url):
         fail("autogenerate compares with the database, which is not migrated: run `blogapi db upgrade` first")
     try:
-        script = command.revision(_config(settings), message=message, autogenerate=autogenerate, rev_id=_next_id())
+        config = _config(settings, connects=autogenerate)
+        script = command.revision(config, message=message, autogenerate=autogenerate, rev_id=_next_id())
     except CommandError as exc:
         fail(f"revision failed: {_message(exc)}")
     path = Path(script.path) if script is not None and not isinstance(script, list) else None
@@ -181,9 +182,10 @@ async def _revision(settings: Settings) -> str | None:
         await engine.dispose()
 
 
-def _config(settings: Settings) -> Config:
+def _config(settings: Settings, *, connects: bool = True) -> Config:
+    """Alembic's config for a command; one that connects goes where migrations go."""
     try:
-        url = migrations_url(settings)
+        url = migrations_url(settings) if connects else None
     except MigrationRefused as exc:
         fail(f"migration refused: {exc}")
     config = alembic_config(url)

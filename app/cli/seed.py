@@ -53,8 +53,10 @@ async def _seed(settings: Settings, *, users: int, posts: int, comments: int, ra
     from app.seed import seed  # noqa: PLC0415 -- the seed code loads for this command only
 
     try:
-        # Straight to PostgreSQL when PgBouncer is in front: a bulk load is not pooled traffic.
-        engine = create_migrations_engine(settings.model_copy(update={"db_command_timeout": SEED_STATEMENT_TIMEOUT}))
+        engine = create_migrations_engine(
+            settings.model_copy(update={"db_command_timeout": SEED_STATEMENT_TIMEOUT}),
+            why="a bulk load would hold one of PgBouncer's few server connections for minutes",
+        )
     except MigrationRefused as exc:
         fail(f"seed refused: {exc}")
     try:
