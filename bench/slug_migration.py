@@ -25,8 +25,9 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.config import PROJECT_ROOT, to_async_url
+from app.config import PROJECT_ROOT
 from app.migrations import alembic_config
+from app.setting_values import to_async_url
 
 # Names that collide (each one 20 times per million users), carry accents, or are punctuation.
 FILL = """

@@ -114,7 +114,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[ScratchDatabase]:
             pytest.fail(f"CI=true requires every backend: {exc}", pytrace=False)
         pytest.skip(str(exc))
     try:
-        in_thread(upgrade_to_head, database.migrations_url)
+        in_thread(upgrade_to_head, database.own_url)
         yield database
     finally:
         drop_database(database)

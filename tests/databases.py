@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.config import to_async_url
+from app.setting_values import to_async_url
 
 if TYPE_CHECKING:
     from tests.pgbouncer import PgBouncer
@@ -60,7 +60,8 @@ class ScratchDatabase:
         return self.url.render_as_string(hide_password=False)
 
     @property
-    def migrations_url(self) -> URL:
+    def own_url(self) -> URL:
+        """The server's own address, PgBouncer bypassed: for migrations and a test's admin statements."""
         return self.direct_url or self.url
 
     @property

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from app.config import PROJECT_ROOT, ConfigError, Settings, load_settings, to_async_url
+from app.config import PROJECT_ROOT, ConfigError, Settings, load_settings
 from app.engines import engine_options
+from app.setting_values import to_async_url
 
 
 @pytest.mark.parametrize(

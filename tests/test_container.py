@@ -30,7 +30,8 @@ import pytest
 # PyYAML comes with uvicorn[standard]; its stubs (types-PyYAML) are not a dev dependency.
 import yaml  # type: ignore[import-untyped]
 
-from app.config import load_settings, to_async_storage_url, to_async_url
+from app.config import load_settings
+from app.setting_values import to_async_storage_url, to_async_url
 from tasks import UV_VERSION
 from tests.conftest import SECRET_KEY
 from tests.debian import ensure_command

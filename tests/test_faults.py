@@ -195,7 +195,7 @@ async def test_a_statement_that_outlives_the_command_timeout_is_a_503(backend: S
 async def test_a_server_refusing_connections_is_a_503(backend: ScratchDatabase) -> None:
     """Too many connections -- what a busy or restarting server answers -- is not our bug: 503."""
     role = f"limited_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(backend.url, isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(backend.own_url, isolation_level="AUTOCOMMIT")
     if backend.server == "postgresql":
         setup = [f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"]
         teardown = [f"DROP ROLE {role}"]
@@ -235,7 +235,7 @@ async def test_a_server_refusing_connections_is_a_503(backend: ScratchDatabase) 
 
 
 async def _admin_scalar(backend: ScratchDatabase, sql: str) -> Any:
-    admin = create_async_engine(backend.url, isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(backend.own_url, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as connection:
             return await connection.scalar(text(sql))
@@ -251,7 +251,7 @@ async def _connection_marker(backend: ScratchDatabase) -> Any:
 async def _drop_connections_opened_since(backend: ScratchDatabase, marker: Any) -> int:
     """What a database restart or failover does to pooled connections: closes them. Only those this
     test opened -- the suite's own app shares the database."""
-    admin = create_async_engine(backend.url, isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(backend.own_url, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as connection:
             if backend.server == "postgresql":

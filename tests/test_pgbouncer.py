@@ -156,13 +156,13 @@ def test_migrations_go_to_postgresql_itself_even_with_pgbouncer_down(backend: Sc
         upgraded = blogapi("db", "upgrade", "0007", cwd=tmp_path, **environment)
         assert upgraded.returncode == 0, upgraded.stderr
         assert upgraded.stdout.strip() == "migrated 0000 -> 0007"
-        assert _revision(fresh.migrations_url) == "0007"
+        assert _revision(fresh.own_url) == "0007"
 
         del environment["DATABASE_URL"]
         with served(closed, tmp_path / "server.log", **environment) as server:
             # Startup migrated to head; the app's own database address is down, so it is not ready.
             assert httpx.get(f"{server.url}/health/ready", timeout=30).status_code == 503
-        assert _revision(fresh.migrations_url) == head_revision()
+        assert _revision(fresh.own_url) == head_revision()
 
         async def direct() -> bool:
             engine = create_migrations_engine(make_settings(fresh))

@@ -15,11 +15,12 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.config import get_settings, to_async_url
+from app.config import get_settings
 from app.engines import connect_options, migrations_url
 from app.migration_lock import migration_lock
 from app.migrations import check_sqlite_directory
 from app.models import Base, UTCDateTime
+from app.setting_values import to_async_url
 
 config = context.config
 logger = logging.getLogger("app.migrations")

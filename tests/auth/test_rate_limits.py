@@ -28,10 +28,11 @@ import pytest
 from fastapi import FastAPI
 
 from app.client_address import resolve
-from app.config import PROJECT_ROOT, ConfigError, load_settings, parse_networks, to_async_storage_url
+from app.config import PROJECT_ROOT, ConfigError, load_settings
 from app.main import create_app
 from app.migrations import upgrade_to_head
 from app.rate_limits import address_key
+from app.setting_values import parse_networks, to_async_storage_url
 from tests.conftest import PASSWORD, SECRET_KEY, StatementCounter, in_ci, make_settings, new_email
 from tests.databases import ScratchDatabase, create_database, drop_database, in_thread
 from tests.test_migration_lock import _free_ports

@@ -167,7 +167,7 @@ async def test_database_cascades_for_any_client(
     for post in (first, second):
         await comment(client, post, bob)
     await comment(client, second, alice)
-    outsider = create_async_engine(backend.url)
+    outsider = create_async_engine(backend.own_url)
     try:
         async with outsider.begin() as connection:
             await connection.execute(delete(Post).where(Post.id == first))
