@@ -12,7 +12,13 @@ from pydantic import EmailStr, Field, SecretStr, ValidationError, field_validato
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL
 
-from app.setting_values import check_rate_limit, parse_networks, to_async_storage_url, to_async_url
+from app.setting_values import (
+    check_rate_limit,
+    parse_networks,
+    parse_replica_urls,
+    to_async_storage_url,
+    to_async_url,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A checkout keeps its development database beside the code; an installed package (whose parent
@@ -59,6 +65,10 @@ class Settings(BaseSettings):
     # prepared statement outlives its transaction. Migrations then need PostgreSQL's own address.
     db_pgbouncer: bool = False
     migrations_database_url: str | None = None
+    # Streaming replicas that serve reads (README: Scaling out), and how far behind the primary
+    # one may be and still serve a client that has not written.
+    database_replica_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    db_replica_max_lag: float = Field(default=5.0, gt=0, le=3600)
 
     # The largest request body read; a larger one is a 413 before it is read (README: Limits).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1, le=1024**3)
@@ -124,6 +134,11 @@ class Settings(BaseSettings):
     def _parse_trusted_proxies(cls, value: object) -> object:
         return parse_networks(value) if isinstance(value, str) else value
 
+    @field_validator("database_replica_urls", mode="before")
+    @classmethod
+    def _parse_replica_urls(cls, value: object) -> object:
+        return parse_replica_urls(value) if isinstance(value, str) else value
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _any_case(cls, value: object) -> object:
@@ -154,6 +169,8 @@ class Settings(BaseSettings):
                 raise ValueError("ADMIN_PASSWORD must be 8-128 characters when ADMIN_EMAIL is set")
         if self.db_pgbouncer and self.async_database_url.get_backend_name() != "postgresql":
             raise ValueError("DB_PGBOUNCER=true needs a PostgreSQL DATABASE_URL (PgBouncer's address)")
+        if self.database_replica_urls and self.async_database_url.get_backend_name() != "postgresql":
+            raise ValueError("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL (the replicas' primary)")
         if self.db_pgbouncer and self.migrate_on_startup and self.migrations_database_url is None:
             raise ValueError(
                 "DB_PGBOUNCER=true needs MIGRATIONS_DATABASE_URL (PostgreSQL's own address) to migrate at "
@@ -171,6 +188,10 @@ class Settings(BaseSettings):
         if self.migrations_database_url is None:
             return self.async_database_url
         return to_async_url(self.migrations_database_url)
+
+    @property
+    def async_replica_urls(self) -> tuple[URL, ...]:
+        return tuple(to_async_url(url) for url in self.database_replica_urls)
 
     @property
     def log_renderer(self) -> Literal["console", "json"]:

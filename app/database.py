@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import CursorResult, Dialect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 from starlette.routing import BaseRoute
@@ -37,6 +38,8 @@ from app.bounded_log import BoundedLog
 from app.config import Settings
 from app.engines import create_autocommit_engine, create_engine, for_units_of_work
 from app.pool_gate import PoolGate
+from app.read_positions import Positions, ReadRoute, remember_write
+from app.replicas import Replica, Replicas, primary_position
 
 logger = logging.getLogger(__name__)
 # During an outage every request's rollback fails like the request did: a line now and then.
@@ -51,6 +54,9 @@ class Database:
     session_factory: async_sessionmaker[AsyncSession]
     autocommit_engine: AsyncEngine
     gate: PoolGate
+    # With DATABASE_REPLICA_URLS: the replicas reads may go to, and where each user last wrote.
+    replicas: Replicas | None = None
+    positions: Positions | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -62,7 +68,9 @@ class Database:
         # expire_on_commit=False: objects stay readable after the commit that happens before the
         # response is serialised; reloading them would need I/O outside the greenlet context.
         session_factory = async_sessionmaker(for_units_of_work(engine), expire_on_commit=False, autoflush=False)
-        return cls(engine, session_factory, autocommit_engine, gate)
+        replicas = Replicas.from_settings(settings, engine)
+        positions = Positions.from_settings(settings) if replicas else None
+        return cls(engine, session_factory, autocommit_engine, gate, replicas, positions)
 
     @property
     def dialect(self) -> Dialect:
@@ -84,6 +92,8 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.dispose()
         await self.autocommit_engine.dispose()
         await self.engine.dispose()
 
@@ -101,11 +111,14 @@ class Connection:
     statement; a write of several statements that must stand or fall together takes the session.
     """
 
-    __slots__ = ("_connection", "_gate")
+    __slots__ = ("_checked_out_from", "_connection", "_gate", "_replica", "_route")
 
-    def __init__(self, gate: PoolGate) -> None:
-        self._gate = gate
+    def __init__(self, gate: PoolGate, route: ReadRoute | None = None) -> None:
+        self._gate = self._checked_out_from = gate
         self._connection: AsyncConnection | None = None
+        # A read request's, with replicas: where its statements may go instead of the primary.
+        self._route = route
+        self._replica: Replica | None = None
 
     @property
     def dialect(self) -> Dialect:
@@ -113,21 +126,51 @@ class Connection:
 
     async def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> CursorResult[Any]:
         connection = self._connection or await self._checkout()
-        return await connection.execute(statement, parameters)
+        try:
+            return await connection.execute(statement, parameters)
+        except (SQLAlchemyError, OSError) as exc:
+            if self._replica is None:
+                raise
+            return await (await self._to_primary(exc)).execute(statement, parameters)
 
     async def scalar(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Any:
         connection = self._connection or await self._checkout()
-        return await connection.scalar(statement, parameters)
+        try:
+            return await connection.scalar(statement, parameters)
+        except (SQLAlchemyError, OSError) as exc:
+            if self._replica is None:
+                raise
+            return await (await self._to_primary(exc)).scalar(statement, parameters)
 
     async def release(self) -> None:
         """Give the connection back now; a later statement checks out another."""
         connection, self._connection = self._connection, None
         if connection is not None:
-            await self._gate.checkin(connection)
+            await self._checked_out_from.checkin(connection)
 
     async def _checkout(self) -> AsyncConnection:
+        replica = await self._route.replica() if self._route is not None else None
+        if replica is not None:
+            try:
+                self._connection = await replica.gate.checkout()
+            except (SQLAlchemyError, OSError) as exc:
+                assert self._route is not None
+                self._route.failed(replica, exc)
+            else:
+                self._checked_out_from, self._replica = replica.gate, replica
+                return self._connection
+        self._checked_out_from, self._replica = self._gate, None
         self._connection = await self._gate.checkout()
         return self._connection
+
+    async def _to_primary(self, error: BaseException) -> AsyncConnection:
+        """A read the replica failed, for whatever reason, is the primary's to answer."""
+        assert self._route is not None
+        assert self._replica is not None
+        self._route.failed(self._replica, error)
+        with suppress(SQLAlchemyError, OSError):  # a broken connection: the pool discards it
+            await self.release()
+        return await self._checkout()
 
 
 class _RequestHandles:
@@ -135,9 +178,9 @@ class _RequestHandles:
 
     __slots__ = ("connection", "database", "session")
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, route: ReadRoute | None = None) -> None:
         self.database = database
-        self.connection = Connection(database.gate)
+        self.connection = Connection(database.gate, route)
         self.session: AsyncSession | None = None
 
     async def close(self, *, commit: bool) -> None:
@@ -166,7 +209,10 @@ class HandlesRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
-            handles = request.scope[_HANDLES] = _RequestHandles(request.app.state.db)
+            database: Database = request.app.state.db
+            reads = database.replicas is not None and request.method in _READS
+            route = _read_route(request, database) if reads else None
+            handles = request.scope[_HANDLES] = _RequestHandles(database, route)
             try:
                 response = await handler(request)
             except BaseException:
@@ -179,9 +225,31 @@ class HandlesRoute(APIRoute):
                     _failed_rollbacks.warning(error, "rollback after a failed request failed as well", error=error)
                 raise
             await handles.close(commit=True)
+            if database.replicas is not None and not reads and response.status_code < 400:
+                await _remember_write(request, response, database)
             return response
 
         return handle
+
+
+_READS = frozenset({"GET", "HEAD"})
+
+
+def _read_route(request: Request, database: Database) -> ReadRoute:
+    assert database.replicas is not None
+    assert database.positions is not None
+    return ReadRoute(request, database.replicas, database.positions, request.app.state.settings.jwt_secret)
+
+
+async def _remember_write(request: Request, response: Response, database: Database) -> None:
+    """After a write: where the primary's WAL is, for the client (a header) and its user's next reads."""
+    assert database.positions is not None
+    try:
+        async with database.autocommit() as connection:
+            position: int | None = await primary_position(connection)
+    except (SQLAlchemyError, OSError):
+        position = None  # committed, but where is unknown: the user's reads stay on the primary
+    await remember_write(request, response, database.positions, position)
 
 
 def check_routes(routes: Iterable[BaseRoute]) -> None:

@@ -119,6 +119,7 @@ class DatabaseUnavailable(ServiceUnavailable):
 # README's table are made from this, and a test checks each AppError's code is listed.
 ERROR_CODES = {
     "bad_request": "The body could not be read (not UTF-8, not the declared content type).",
+    "bad_write_position": "X-Write-Position is not a WAL position as this service sends it (0/16B3748).",
     "not_authenticated": "No credentials were sent.",
     "invalid_token": "The bearer token is malformed, expired, revoked, or its account is gone.",
     "invalid_credentials": "Wrong email or password (or a deactivated account).",

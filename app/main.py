@@ -102,11 +102,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.rate_limits.close()
         raise StartupError(f"startup failed against {target.render_as_string()}: {one_line(exc)}") from None
     sampling = asyncio.create_task(metrics.keep_sampling()) if metrics and multiprocess_directory() else None
+    watching = None
+    if database.replicas is not None:
+        await database.replicas.check()  # so that the first reads may already use them
+        watching = asyncio.create_task(database.replicas.keep_watching())
     try:
         yield
     finally:
-        if sampling is not None:
-            sampling.cancel()
+        for task in (sampling, watching):
+            if task is not None:
+                task.cancel()
         await database.dispose()
         await app.state.rate_limits.close()
         if metrics is not None:

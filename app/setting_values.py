@@ -97,3 +97,12 @@ def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
                 raise ValueError(f"{exc} (the network is {ip_network(item, strict=False)})") from None
             raise ValueError(f"{item!r} is not an IP address or network") from None
     return tuple(networks)
+
+
+def parse_replica_urls(value: str) -> tuple[str, ...]:
+    """`postgresql://replica1/db, postgresql://replica2/db`: each a PostgreSQL URL, in the given order."""
+    urls = tuple(filter(None, (part.strip() for part in value.split(","))))
+    for url in urls:
+        if to_async_url(url).get_backend_name() != "postgresql":
+            raise ValueError(f"{make_url(url).render_as_string()}: replicas are PostgreSQL streaming replicas")
+    return urls

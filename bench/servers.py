@@ -56,18 +56,31 @@ class Running:
     base_url: str
     pid: int
 
+    def processes(self) -> list[int]:
+        """The server's process and, with several workers, the workers uvicorn started (Linux)."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return [self.pid, *map(int, children)]
+
     def rss_mib(self) -> float:
-        """Resident memory of the server process, from /proc (Linux)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError(f"no VmRSS for process {self.pid}")
+        """Resident memory of the server's processes, from /proc (Linux)."""
+        return sum(_rss_mib(pid) for pid in self.processes())
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the server process has used so far (Linux)."""
-        # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the server's processes have used so far (Linux)."""
+        return sum(_cpu_seconds(pid) for pid in self.processes())
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_env(database_url: str, secret_key: str, pool_size: int) -> dict[str, str]:
@@ -92,7 +105,7 @@ def server_env(database_url: str, secret_key: str, pool_size: int) -> dict[str, 
 
 @contextmanager
 def serve(app: AppUnderTest, *, port: int, env: dict[str, str], log: Path) -> Iterator[Running]:
-    """uvicorn, one worker, uvloop and httptools, no access log; stopped on exit."""
+    """uvicorn, one worker (or WEB_CONCURRENCY's), uvloop and httptools, no access log; stopped on exit."""
     command = [
         sys.executable,
         "-m",
@@ -103,7 +116,8 @@ def serve(app: AppUnderTest, *, port: int, env: dict[str, str], log: Path) -> It
         "--port",
         str(port),
         "--workers",
-        "1",
+        # One, unless a --variant asks for more (WEB_CONCURRENCY, as the container takes it).
+        dict(app.env).get("WEB_CONCURRENCY", "1"),
         "--loop",
         "uvloop",
         "--http",

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import itertools
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import coredis
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -62,6 +64,8 @@ PASSWORD = "correct horse battery"
 # every test passes through them, but at limits no test reaches (tests/auth/test_rate_limits.py
 # sets its own).
 GENEROUS_RATE_LIMIT = "1000000/hour"
+# The Redis of the tests of shared state (rate limits, write positions); override to use another.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -283,3 +287,23 @@ class StatementCounter:
     async def __aexit__(self, *exc: object) -> None:
         for engine in self.engines:
             event.remove(engine, "before_cursor_execute", self._count)
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own in a Redis that answers; its keys are deleted after."""
+    client = coredis.Redis.from_url(REDIS_URL, connect_timeout=1, stream_timeout=1)
+    try:
+        try:
+            await client.ping()
+        except (coredis.exceptions.RedisError, OSError) as exc:
+            if in_ci():
+                pytest.fail(f"CI=true requires Redis at {REDIS_URL}: {exc}", pytrace=False)
+            pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
+        prefix = f"blogapi-test-{uuid.uuid4().hex[:12]}"
+        yield prefix
+        keys: list[str | bytes] = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(keys)
+    finally:
+        client.connection_pool.disconnect()

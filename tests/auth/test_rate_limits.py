@@ -16,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -33,14 +32,13 @@ from app.main import create_app
 from app.migrations import upgrade_to_head
 from app.rate_limits import address_key
 from app.setting_values import parse_networks, to_async_storage_url
-from tests.conftest import PASSWORD, SECRET_KEY, StatementCounter, in_ci, make_settings, new_email
+from tests.conftest import PASSWORD, REDIS_URL, SECRET_KEY, StatementCounter, make_settings, new_email
 from tests.databases import ScratchDatabase, create_database, drop_database, in_thread
 from tests.test_migration_lock import _free_ports
 
 THROTTLED = {"detail": "Too many attempts; retry later", "code": "rate_limited"}
 WRONG = "wrong password!"
 CLIENT = "192.0.2.10"
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 class Api:
@@ -308,26 +306,6 @@ async def test_a_storage_that_does_not_answer_fails_open_within_the_timeout(serv
             assert (await api.login(email)).status_code == 401
         # Two calls to the storage per login, each given up on after 0.2 s.
         assert time.monotonic() - started < 3
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own in a Redis that answers; its keys are deleted after."""
-    client = coredis.Redis.from_url(REDIS_URL, connect_timeout=1, stream_timeout=1)
-    try:
-        try:
-            await client.ping()
-        except (coredis.exceptions.RedisError, OSError) as exc:
-            if in_ci():
-                pytest.fail(f"CI=true requires Redis at {REDIS_URL}: {exc}", pytrace=False)
-            pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
-        prefix = f"blogapi-test-{uuid.uuid4().hex[:12]}"
-        yield prefix
-        keys: list[str | bytes] = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(keys)
-    finally:
-        client.connection_pool.disconnect()
 
 
 def _start_server(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
