@@ -39,7 +39,7 @@ from app.config import Settings
 from app.engines import create_autocommit_engine, create_engine, for_units_of_work
 from app.pool_gate import PoolGate
 from app.read_positions import Positions, ReadRoute, remember_write
-from app.replicas import Replica, Replicas, primary_position
+from app.replicas import Replica, Replicas
 
 logger = logging.getLogger(__name__)
 # During an outage every request's rollback fails like the request did: a line now and then.
@@ -68,7 +68,7 @@ class Database:
         # expire_on_commit=False: objects stay readable after the commit that happens before the
         # response is serialised; reloading them would need I/O outside the greenlet context.
         session_factory = async_sessionmaker(for_units_of_work(engine), expire_on_commit=False, autoflush=False)
-        replicas = Replicas.from_settings(settings, engine)
+        replicas = Replicas.from_settings(settings)
         positions = Positions.from_settings(settings) if replicas else None
         return cls(engine, session_factory, autocommit_engine, gate, replicas, positions)
 
@@ -94,6 +94,8 @@ class Database:
     async def dispose(self) -> None:
         if self.replicas is not None:
             await self.replicas.dispose()
+        if self.positions is not None:
+            self.positions.close()
         await self.autocommit_engine.dispose()
         await self.engine.dispose()
 
@@ -155,9 +157,10 @@ class Connection:
                 self._connection = await replica.gate.checkout()
             except (SQLAlchemyError, OSError) as exc:
                 assert self._route is not None
-                self._route.failed(replica, exc)
+                self._route.failed(replica, exc, connecting=True)
             else:
                 self._checked_out_from, self._replica = replica.gate, replica
+                replica.reads += 1
                 return self._connection
         self._checked_out_from, self._replica = self._gate, None
         self._connection = await self._gate.checkout()
@@ -210,8 +213,7 @@ class HandlesRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             database: Database = request.app.state.db
-            reads = database.replicas is not None and request.method in _READS
-            route = _read_route(request, database) if reads else None
+            route = ReadRoute.for_request(request, database.replicas, database.positions)
             handles = request.scope[_HANDLES] = _RequestHandles(database, route)
             try:
                 response = await handler(request)
@@ -225,31 +227,13 @@ class HandlesRoute(APIRoute):
                     _failed_rollbacks.warning(error, "rollback after a failed request failed as well", error=error)
                 raise
             await handles.close(commit=True)
-            if database.replicas is not None and not reads and response.status_code < 400:
-                await _remember_write(request, response, database)
+            if route is None and database.positions is not None and response.status_code < 400:
+                # A write, with replicas. Shielded like the commit: a client gone now still leaves
+                # its user's position.
+                await asyncio.shield(remember_write(request, response, database.positions, database.autocommit))
             return response
 
         return handle
-
-
-_READS = frozenset({"GET", "HEAD"})
-
-
-def _read_route(request: Request, database: Database) -> ReadRoute:
-    assert database.replicas is not None
-    assert database.positions is not None
-    return ReadRoute(request, database.replicas, database.positions, request.app.state.settings.jwt_secret)
-
-
-async def _remember_write(request: Request, response: Response, database: Database) -> None:
-    """After a write: where the primary's WAL is, for the client (a header) and its user's next reads."""
-    assert database.positions is not None
-    try:
-        async with database.autocommit() as connection:
-            position: int | None = await primary_position(connection)
-    except (SQLAlchemyError, OSError):
-        position = None  # committed, but where is unknown: the user's reads stay on the primary
-    await remember_write(request, response, database.positions, position)
 
 
 def check_routes(routes: Iterable[BaseRoute]) -> None:

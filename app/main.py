@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib import metadata
 
 from fastapi import FastAPI
@@ -112,6 +112,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in (sampling, watching):
             if task is not None:
                 task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task  # before the engines it uses are disposed
         await database.dispose()
         await app.state.rate_limits.close()
         if metrics is not None:

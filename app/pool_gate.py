@@ -37,6 +37,11 @@ class PoolGate:
     def dialect(self) -> Dialect:
         return self._engine.dialect
 
+    @property
+    def busy(self) -> bool:
+        """Every connection is in use: a checkout would wait."""
+        return self._slots.locked()
+
     async def checkout(self) -> AsyncConnection:
         """A connection, started; give it back with `checkin`."""
         meter, started = self.meter, time.perf_counter()

@@ -12,23 +12,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import coredis
 from coredis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app.bounded_log import BoundedLog
 from app.config import Settings
 from app.errors import AppError
-from app.replicas import Replica, Replicas, format_lsn, parse_lsn
+from app.replicas import Replica, Replicas, format_lsn, parse_lsn, primary_position
 from app.security import decode_access_token
 
 logger = logging.getLogger(__name__)
 _storage_failures = BoundedLog(logger)
 
 HEADER = "X-Write-Position"
+_READS = frozenset({"GET", "HEAD"})
 # Beyond any position a replica reports: the reads it is required for stay on the primary. Under
 # 2^53, so Redis's Lua, which counts in doubles, compares it exactly.
 ON_PRIMARY = 1 << 52
@@ -62,48 +67,58 @@ class Positions:
     def from_settings(cls, settings: Settings) -> Positions:
         url = settings.rate_limit_storage_url
         shared = settings.rate_limit_enabled and url.split("://", 1)[0].lower() in ("redis", "rediss")
-        redis = coredis.Redis.from_url(url, decode_responses=True) if shared else None
-        lifetime = settings.db_replica_max_lag + 1
+        if not shared:
+            logger.warning(
+                "write positions are kept in this process only: with several processes behind one address, "
+                "set RATE_LIMIT_STORAGE_URL to a redis:// or rediss:// URL so that they share them"
+            )
         return cls(
-            lifetime=lifetime,
-            redis=redis,
+            # Two seconds more than a replica may lag: the WAL writer's delay and the watcher's
+            # interval, with room to spare.
+            lifetime=settings.db_replica_max_lag + 2,
+            redis=coredis.Redis.from_url(url, decode_responses=True) if shared else None,
             prefix=settings.rate_limit_key_prefix,
             timeout=settings.rate_limit_storage_timeout,
         )
 
     async def get(self, user_id: int) -> int | None:
+        """The user's last write position (this process's or any's), None when there is none to keep."""
+        position, until = self._local.get(user_id, (0, 0.0))
+        local = position if until > time.monotonic() else None
         if self._redis is None:
-            position, until = self._local.get(user_id, (0, 0.0))
-            return position if until > time.monotonic() else None
+            return local
         try:
             async with asyncio.timeout(self._timeout):
                 stored = await self._redis.get(self._key(user_id))
         except (RedisError, OSError, TimeoutError) as exc:
             # Not knowing where the user wrote, only the primary is sure to have it.
-            _storage_failures.warning(
-                type(exc).__name__, "cannot read write positions from Redis", error=type(exc).__name__
-            )
+            error = type(exc).__name__
+            _storage_failures.warning(error, "cannot read write positions from Redis", error=error)
             return ON_PRIMARY
-        return int(stored) if stored else None
+        shared = int(stored) if stored else None
+        return max(local or 0, shared or 0) or None
 
     async def remember(self, user_id: int, position: int) -> None:
+        # Here always (this process's reads stay right even when Redis fails), and in Redis if any.
+        now = time.monotonic()
+        if len(self._local) > 100_000:  # forget the expired before growing further
+            self._local = {user: kept for user, kept in self._local.items() if kept[1] > now}
+        known, until = self._local.get(user_id, (0, 0.0))
+        self._local[user_id] = (max(position, known if until > now else 0), now + self._lifetime)
         if self._redis is None:
-            now = time.monotonic()
-            if len(self._local) > 100_000:  # forget the expired before growing further
-                self._local = {user: kept for user, kept in self._local.items() if kept[1] > now}
-            known, until = self._local.get(user_id, (0, 0.0))
-            self._local[user_id] = (max(position, known if until > now else 0), now + self._lifetime)
             return
         try:
             async with asyncio.timeout(self._timeout):
-                await self._redis.eval(
-                    _KEEP_GREATEST, keys=[self._key(user_id)], args=[position, round(self._lifetime * 1000)]
-                )
+                lifetime_ms = round(self._lifetime * 1000)
+                await self._redis.eval(_KEEP_GREATEST, keys=[self._key(user_id)], args=[position, lifetime_ms])
         except (RedisError, OSError, TimeoutError) as exc:
-            # This process still answers with the header; other processes may read older data meanwhile.
-            _storage_failures.warning(
-                type(exc).__name__, "cannot store write positions in Redis", error=type(exc).__name__
-            )
+            # This process still knows, and answers with the header; others may read older data meanwhile.
+            error = type(exc).__name__
+            _storage_failures.warning(error, "cannot store write positions in Redis", error=error)
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.connection_pool.disconnect()
 
     def _key(self, user_id: int) -> str:
         return f"{self._prefix}:write-position:{user_id}"
@@ -144,6 +159,13 @@ class ReadRoute:
 
     __slots__ = ("_chosen", "_known", "_positions", "_replicas", "_request", "_required", "_secret")
 
+    @classmethod
+    def for_request(cls, request: Request, replicas: Replicas | None, positions: Positions | None) -> ReadRoute | None:
+        """A read request's route, with replicas; None otherwise: the primary serves."""
+        if replicas is None or positions is None or request.method not in _READS:
+            return None
+        return cls(request, replicas, positions, request.app.state.settings.jwt_secret)
+
     def __init__(self, request: Request, replicas: Replicas, positions: Positions, secret: str) -> None:
         self._request, self._replicas, self._positions, self._secret = request, replicas, positions, secret
         self._required: int | None = None
@@ -154,20 +176,39 @@ class ReadRoute:
         if not self._known:
             self._required, self._known = await required_position(self._request, self._positions, self._secret), True
             self._chosen = self._replicas.for_read(self._required)
-        if self._chosen is not None and self._chosen.replayed is None:  # it went down since
-            self._chosen = None
+        if self._chosen is not None and (self._chosen.replayed is None or self._chosen.gate.busy):
+            self._chosen = self._replicas.for_read(self._required)  # it went down, or filled up, since
         return self._chosen
 
-    def failed(self, replica: Replica, error: BaseException) -> None:
-        self._replicas.failed(replica, error)
+    def failed(self, replica: Replica, error: BaseException, *, connecting: bool = False) -> None:
+        self._replicas.failed(replica, error, connecting=connecting)
         self._chosen = None
 
 
-async def remember_write(request: Request, response: Response, positions: Positions, position: int | None) -> None:
-    """A write's position (None: committed, but where is unknown) for the client and its user's reads."""
+_ACTING_USER = "app.read_positions.acting_user"
+
+
+def act_as(request: Request, user_id: int) -> None:
+    """The user a write acted for when the request's token does not say: a sign-up, a log-in.
+    Their first reads with the new token then see the account as the write left it."""
+    request.scope[_ACTING_USER] = user_id
+
+
+async def remember_write(
+    request: Request,
+    response: Response,
+    positions: Positions,
+    primary: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+) -> None:
+    """After a write: where the primary's WAL is, for the client (a header) and its user's next reads."""
+    try:
+        async with primary() as connection:
+            position: int | None = await primary_position(connection)
+    except (SQLAlchemyError, OSError):
+        position = None  # committed, but where is unknown: the user's reads stay on the primary
     if position is not None:
         response.headers[HEADER] = format_lsn(position)
-    user_id = signed_in_user(request, request.app.state.settings.jwt_secret)
+    user_id = request.scope.get(_ACTING_USER) or signed_in_user(request, request.app.state.settings.jwt_secret)
     if user_id is not None:
         # Unknown, the user's next reads stay on the primary, which has the write for sure.
         await positions.remember(user_id, ON_PRIMARY if position is None else position)

@@ -89,6 +89,7 @@ def password_fingerprint(password_hash: str) -> str:
 class AccessToken:
     token: str
     expires_in: int
+    user_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ def create_access_token(*, user_id: int, password_hash: str, secret: str, lifeti
         "exp": now + lifetime,
         "pwd": password_fingerprint(password_hash),
     }
-    return AccessToken(jwt.encode(claims, secret, algorithm=ALGORITHM), int(lifetime.total_seconds()))
+    return AccessToken(jwt.encode(claims, secret, algorithm=ALGORITHM), int(lifetime.total_seconds()), user_id)
 
 
 def decode_access_token(token: str, *, secret: str) -> TokenClaims | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel
 
 from app.auth.dependencies import CurrentUser, OptionalUser
@@ -14,6 +14,7 @@ from app.models.user import SLUG_MAX_LENGTH
 from app.pagination import CursorPage, Page
 from app.params import UserId
 from app.posts.schemas import PostQuery, PostRead
+from app.read_positions import act_as
 from app.schemas import Deleted, ModelResponse
 from app.text import Text
 from app.users import service
@@ -63,9 +64,10 @@ async def _count_signup(rate_limits: RateLimitsDep, address: ClientAddressDep) -
     responses=error_responses(409, 429, 503),
     dependencies=[Depends(_count_signup)],
 )
-async def create_user(data: UserCreate, session: SessionDep, response: Response) -> UserPrivate:
+async def create_user(data: UserCreate, session: SessionDep, request: Request, response: Response) -> UserPrivate:
     """Register an account (attempts are rate-limited per address); the response is the new user's own profile."""
     user = await service.register(session, data)
+    act_as(request, user.id)  # so that the new account's first reads find it, whichever replica serves them
     response.headers["Location"] = f"/users/{user.id}"
     return UserPrivate.model_validate(user)
 
