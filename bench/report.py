@@ -44,20 +44,12 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
             if "app" in row and "baseline" in row and row["baseline"]["rps"] and row["baseline"]["p99_ms"]:
                 row["ratio"] = row["app"]["rps"] / row["baseline"]["rps"]
                 row["p99_ratio"] = row["app"]["p99_ms"] / row["baseline"]["p99_ms"]
-            if "app" in row and "ref" in row and row["ref"]["rps"] and row["ref"]["cpu_ms"] and row["ref"]["p99_ms"]:
-                row["ab"] = {
-                    "rps": row["app"]["rps"] / row["ref"]["rps"],
-                    "cpu": row["app"]["cpu_ms"] / row["ref"]["cpu_ms"],
-                    "p99": row["app"]["p99_ms"] / row["ref"]["p99_ms"],
-                }
+            if "app" in row and "ref" in row and (ab := _ratios(row["app"], row["ref"])):
+                row["ab"] = ab
             row["variants"] = {
-                name: {
-                    "rps": row[name]["rps"] / row["app"]["rps"],
-                    "cpu": row[name]["cpu_ms"] / row["app"]["cpu_ms"],
-                    "p99": row[name]["p99_ms"] / row["app"]["p99_ms"],
-                }
+                name: ratios
                 for name in results.get("variants", {})
-                if name in row and "app" in row and row["app"]["rps"] and row["app"]["cpu_ms"] and row["app"]["p99_ms"]
+                if name in row and "app" in row and (ratios := _ratios(row[name], row["app"]))
             }
             rows.append(row)
     return rows
@@ -97,6 +89,17 @@ def _variants_table(results: dict[str, Any], rows: list[dict[str, Any]]) -> list
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _ratios(run: dict[str, Any], against: dict[str, Any]) -> dict[str, float] | None:
+    """`run` / `against` in throughput, CPU per request and p99; None when `against` has a zero."""
+    if not (against["rps"] and against["cpu_ms"] and against["p99_ms"]):
+        return None
+    return {
+        "rps": run["rps"] / against["rps"],
+        "cpu": run["cpu_ms"] / against["cpu_ms"],
+        "p99": run["p99_ms"] / against["p99_ms"],
+    }
 
 
 def _verdict(row: dict[str, Any]) -> str:
