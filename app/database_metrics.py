@@ -41,14 +41,14 @@ class PrometheusPoolMeter(PoolMeter):
 
     def __init__(self, metrics: Metrics, pool: str) -> None:
         self._waiters = metrics.pool_waiters.labels(pool)
-        self._wait = metrics.pool_wait.labels(pool)
+        self._waits, self._pool = metrics.pending_waits, pool
         self._waiters.set(0)
 
     def waiting(self, delta: int) -> None:
         self._waiters.inc(delta)
 
     def waited(self, seconds: float) -> None:
-        self._wait.observe(seconds)
+        self._waits.add(self._pool, seconds)
 
 
 class PoolConnections:
@@ -100,11 +100,7 @@ class StatementTimer:
     """
 
     def __init__(self, metrics: Metrics | None, *, slow_seconds: float | None) -> None:
-        self._histograms = (
-            {name: metrics.statement_duration.labels(name) for name in (*_OPERATIONS.values(), "other")}
-            if metrics is not None
-            else None
-        )
+        self._durations = metrics.pending_statements if metrics is not None else None
         self._slow = slow_seconds
         self._operations: dict[str, str] = {}
 
@@ -138,22 +134,23 @@ class StatementTimer:
         try:
             execute(*arguments)
         except BaseException as exc:
-            self._finished(statement, started, error=exc)
+            seconds = time.perf_counter() - started
+            if self._slow is not None and seconds >= self._slow:
+                self._log_slow(statement, seconds, error=exc)
             raise
-        self._finished(statement, started, error=None)
+        seconds = time.perf_counter() - started
+        if self._durations is not None:
+            self._durations.add(self.operation(statement), seconds)
+        if self._slow is not None and seconds >= self._slow:
+            self._log_slow(statement, seconds, error=None)
         return True
 
-    def _finished(self, statement: str, started: float, *, error: BaseException | None) -> None:
-        seconds = time.perf_counter() - started
-        operation = self.operation(statement)
-        if self._histograms is not None and error is None:
-            self._histograms[operation].observe(seconds)
-        if self._slow is not None and seconds >= self._slow:
-            fields: dict[str, Any] = {
-                "duration_ms": round(seconds * 1000, 1),
-                "operation": operation,
-                "statement": statement[:_MAX_LOGGED_SQL],
-            }
-            if error is not None:
-                fields["error"] = type(error).__name__
-            logger.warning("slow statement", extra=fields)
+    def _log_slow(self, statement: str, seconds: float, *, error: BaseException | None) -> None:
+        fields: dict[str, Any] = {
+            "duration_ms": round(seconds * 1000, 1),
+            "operation": self.operation(statement),
+            "statement": statement[:_MAX_LOGGED_SQL],
+        }
+        if error is not None:
+            fields["error"] = type(error).__name__
+        logger.warning("slow statement", extra=fields)
