@@ -16,18 +16,29 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable
-from json.encoder import encode_basestring_ascii as _json_string
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, cast
 
-from app.request_id import current_request_id
+import orjson
+
+from app.request_id import REQUEST_ID, current_request_id
 
 # The attributes every LogRecord has; anything else on a record came in through `extra=`.
-# (uvicorn adds `color_message`, its own coloured copy of the message.)
-_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
+# (uvicorn adds `color_message`, its own coloured copy of the message.) An `extra=` field named
+# like a key every line has is dropped rather than allowed to forge that key.
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+    "timestamp",
+    "level",
+    "logger",
+    "exception",
+    "request_id",
+}
 
 _COLOURS = {
     "DEBUG": "\x1b[2m",
@@ -65,7 +76,7 @@ def _utc(created: float) -> str:
     whole = int(created)
     if _last_second[0] != whole:
         _last_second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return f"{_last_second[1]}.{int(created % 1 * 1000):03d}Z"
+    return f"{_last_second[1]}.{int((created - whole) * 1000):03d}Z"
 
 
 class LineFormatter(logging.Formatter):
@@ -73,47 +84,61 @@ class LineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         exception = self.formatException(record.exc_info) if record.exc_info else None
-        message, fields = record.getMessage(), _fields(record)
-        return self.render(record.created, record.levelname, record.name, message, fields=fields, exception=exception)
+        message, fields, request_id = record.getMessage(), _fields(record), getattr(record, "request_id", None)
+        return self.render(
+            record.created,
+            record.levelname,
+            record.name,
+            message,
+            request_id=request_id,
+            fields=fields,
+            exception=exception,
+        )
 
     def render(
-        self, created: float, level: str, logger: str, message: str, *, fields: dict[str, Any], exception: str | None
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        *,
+        request_id: str | None,
+        fields: dict[str, Any],
+        exception: str | None,
     ) -> str:
         raise NotImplementedError
-
-
-def _json_value(value: Any) -> str:
-    # Exact types only: json.dumps writes an int or float subclass (an IntEnum) by its number.
-    kind = type(value)
-    if kind is str:
-        return _json_string(value)
-    # Not inf or nan: json.dumps writes those as Infinity and NaN.
-    if kind is int or (kind is float and math.isfinite(value)):
-        return repr(value)
-    return json.dumps(value, default=str)
 
 
 class JsonFormatter(LineFormatter):
     """One JSON object per line: timestamp (ISO 8601, UTC), level, logger, message, request_id, fields.
 
-    The same text as `json.dumps` of that dict, written out by hand: strings through the json
-    module's own C escaping, numbers by their repr, anything else through `json.dumps`. ASCII
-    escapes keep any text (a lone surrogate, a control character) on one valid line.
+    orjson writes it (a tenth of `json.dumps`'s time; this runs for every request's access line).
+    What orjson refuses -- a lone surrogate, an integer beyond 64 bits -- `json.dumps` writes, with
+    ASCII escapes: any text stays on one valid line.
     """
 
     def render(
-        self, created: float, level: str, logger: str, message: str, *, fields: dict[str, Any], exception: str | None
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        *,
+        request_id: str | None,
+        fields: dict[str, Any],
+        exception: str | None,
     ) -> str:
-        head = (
-            f'{{"timestamp": "{_utc(created)}", "level": {_json_string(level)}, '
-            f'"logger": {_json_string(logger)}, "message": {_json_string(message)}'
-        )
-        if not fields and exception is None:
-            return head + "}"
-        items = [f"{_json_string(str(key))}: {_json_value(value)}" for key, value in fields.items()]
+        line = {"timestamp": _utc(created), "level": level, "logger": logger, "message": message}
+        if request_id is not None:
+            line["request_id"] = request_id
+        if fields:
+            line.update(fields)
         if exception is not None:
-            items.append(f'"exception": {_json_string(exception)}')
-        return f"{head}, {', '.join(items)}}}"
+            line["exception"] = exception
+        try:
+            return orjson.dumps(line, default=str).decode()
+        except orjson.JSONEncodeError:
+            return json.dumps(line, default=str)
 
 
 class ConsoleFormatter(LineFormatter):
@@ -124,7 +149,15 @@ class ConsoleFormatter(LineFormatter):
         self.colour = colour
 
     def render(
-        self, created: float, level: str, logger: str, message: str, *, fields: dict[str, Any], exception: str | None
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        *,
+        request_id: str | None,
+        fields: dict[str, Any],
+        exception: str | None,
     ) -> str:
         shown = f"{level:<7}"
         if self.colour:
@@ -133,6 +166,8 @@ class ConsoleFormatter(LineFormatter):
         text = f"{stamp} {shown} {logger}  {message}"
         if fields:
             text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
+        if request_id is not None:
+            text += f" request_id={request_id}"
         if exception is not None:
             text += "\n" + exception
         return text
@@ -196,7 +231,8 @@ class StderrHandler(logging.StreamHandler[TextIO]):
 
 
 def emit_fields(logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
-    """`logger.log(level, message, extra=fields)`, for a line written on every request.
+    """`logger.log(level, message, extra=fields)`, for a line written on every request, once the
+    caller has seen `logger.isEnabledFor(level)`.
 
     When this module's handler is the only place the line would go -- no other handler, no
     filter anywhere on its way -- it is rendered and handed to it directly, to be written with
@@ -204,31 +240,38 @@ def emit_fields(logger: logging.Logger, level: int, message: str, fields: dict[s
     of its own (BENCHMARKS.md, "Cost of the operations layer"). Anyone else listening (a test,
     an embedding host's handler) gets a real record.
     """
-    if not logger.isEnabledFor(level):
-        return
     handler = _sole_handler(logger, level)
-    if handler is None or not isinstance(handler.formatter, LineFormatter):
+    if handler is None:
         logger.handle(logger.makeRecord(logger.name, level, __file__, 0, message, (), None, extra=fields))
         return
-    if (request_id := current_request_id()) is not None:
-        fields = {"request_id": request_id, **fields}
-    name = logging.getLevelName(level)
-    line = handler.formatter.render(time.time(), name, logger.name, message, fields=fields, exception=None)
-    handler.write_soon(line + handler.terminator)
+    formatter = cast(LineFormatter, handler.formatter)  # checked by _sole_handler
+    name, request_id = _LEVEL_NAMES[level], REQUEST_ID.get()
+    line = formatter.render(
+        time.time(), name, logger.name, message, request_id=request_id, fields=fields, exception=None
+    )
+    handler.write_soon(line + "\n")
+
+
+_LEVEL_NAMES = {number: logging.getLevelName(number) for number in (logging.DEBUG, logging.INFO, logging.WARNING)}
 
 
 def _sole_handler(logger: logging.Logger, level: int) -> StderrHandler | None:
-    if logger.filters or logger.disabled:
+    if logger.filters or logger.disabled or level not in _LEVEL_NAMES:
         return None
     found: StderrHandler | None = None
     current: logging.Logger | None = logger
     while current is not None:
-        for handler in current.handlers:
-            if found is not None or not isinstance(handler, StderrHandler) or handler.filters:
+        if handlers := current.handlers:
+            if found is not None or len(handlers) > 1:
+                return None
+            handler = handlers[0]
+            if type(handler) is not StderrHandler or handler.filters or handler.terminator != "\n":
                 return None
             found = handler
         current = current.parent if current.propagate else None
-    return found if found is not None and level >= found.level else None
+    if found is None or level < found.level or not isinstance(found.formatter, LineFormatter):
+        return None
+    return found
 
 
 # uvicorn's own loggers: their lines go through the root handler like everyone's. Its access log

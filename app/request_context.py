@@ -78,7 +78,8 @@ class RequestContext:
                 "method": method,
                 "route": route,
                 "status": status,
-                "duration_ms": round(seconds * 1000, 2),
+                # To the hundredth of a millisecond; round(x, 2) costs several times as much.
+                "duration_ms": int(seconds * 100_000 + 0.5) / 100,
                 "client": self._client(scope),
             }
             emit_fields(access_logger, level, "request", fields)

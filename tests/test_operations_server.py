@@ -292,7 +292,7 @@ def test_development_logs_readable_lines_with_request_ids_and_no_parameters_even
 
 def _started_workers(log: str) -> list[int]:
     """The workers' pids, as uvicorn logs them (read leniently: the log's format is checked apart)."""
-    return [int(pid) for pid in re.findall(r'"message": "Started server process \[(\d+)\]"', log)]
+    return [int(pid) for pid in re.findall(r'"message":\s*"Started server process \[(\d+)\]"', log)]
 
 
 def _parent(pid: int) -> int:
