@@ -140,7 +140,7 @@ class StatementTimer:
             raise
         seconds = time.perf_counter() - started
         if self._durations is not None:
-            self._durations.add(self.operation(statement), seconds)
+            self._durations.add(self._operations.get(statement) or self.operation(statement), seconds)
         if self._slow is not None and seconds >= self._slow:
             self._log_slow(statement, seconds, error=None)
         return True

@@ -219,9 +219,10 @@ class Metrics:
         encoder, content_type = choose_encoder(accept or "")
         return encoder(registry), content_type
 
-    @staticmethod
-    def process_stopped() -> None:
-        """Take this worker's live gauges out of the sum (multi-process mode only)."""
+    def process_stopped(self) -> None:
+        """Write what is pending (another worker may answer a later scrape) and take this worker's
+        live gauges out of the sum (multi-process mode only)."""
+        self.write_pending()
         if multiprocess_directory() is not None:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
