@@ -7,6 +7,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench import instructions
+
 READ_TARGET = 0.5  # throughput, app / baseline
 P99_TARGET = 2.0  # p99 latency, app / baseline, at most
 WRITE_TARGET = 0.5
@@ -112,15 +114,19 @@ def _verdict(row: dict[str, Any]) -> str:
     return "met" if ok else "**missed**"
 
 
-def _settings(results: dict[str, Any]) -> str:
+def _machine(results: dict[str, Any]) -> str:
     extra = results["settings"].get("env") or {}
     return (
         f"Run of {results['date']} on {results['machine']['cpus']} cores, PostgreSQL {results['machine']['postgres']}, "
         f"{results['scale']['users']:,} users / {results['scale']['posts']:,} posts / "
         f"{results['scale']['comments']:,} comments; uvicorn (uvloop, httptools, 1 worker), pool of "
-        f"{results['settings']['pool_size']}"
-        + "".join(f", {name}={value}" for name, value in extra.items())
-        + f"; wrk, {results['settings']['runs']} interleaved runs of "
+        f"{results['settings']['pool_size']}" + "".join(f", {name}={value}" for name, value in extra.items())
+    )
+
+
+def _settings(results: dict[str, Any]) -> str:
+    return (
+        _machine(results) + f"; wrk, {results['settings']['runs']} interleaved runs of "
         f"{results['settings']['seconds']:g} s per app after a {results['settings']['warmup']:g} s warm-up; "
         "figures are the median run."
     )
@@ -198,6 +204,8 @@ def _baseline_table(rows: list[dict[str, Any]], apps: dict[str, str]) -> list[st
 
 
 def markdown(results: dict[str, Any]) -> str:
+    if "instructions" in results:  # a count under callgrind, not timed runs
+        return "\n".join([_machine(results), "", *instructions.table(results)]) + "\n"
     rows = summarise(results)
     apps = results["apps"]
     lines = [_settings(results), ""]
@@ -301,7 +309,8 @@ def write(results: dict[str, Any], stem: Path, benchmarks_md: Path | None) -> li
     table = markdown(results)
     stem.with_suffix(".md").write_text(table)
     written = [stem.with_suffix(".json"), stem.with_suffix(".md")]
-    chart(results, stem.with_suffix(".png"))
+    if results["endpoints"]:
+        chart(results, stem.with_suffix(".png"))
     if stem.with_suffix(".png").exists():
         written.append(stem.with_suffix(".png"))
     # Results written outside the checkout (--output /tmp/...) are a trial: BENCHMARKS.md, which

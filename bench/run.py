@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import checkout, report, workload, wrk
+from bench import checkout, instructions, report, workload, wrk
 from bench.baseline.compare import compare
 from bench.servers import APPS, ROOT, AppUnderTest, Running, checkout_app, loaded_from, serve, server_env
 from bench.workload import Endpoint, Scale
@@ -95,6 +95,14 @@ def _arguments() -> argparse.Namespace:
         "`--variant pgbouncer DATABASE_URL=postgresql://...:6432/db DB_PGBOUNCER=true`), interleaved like the "
         "others, and report NAME / app per endpoint (throughput, CPU per request, p99) in "
         "bench/results/<date>-variants.{json,md}, leaving BENCHMARKS.md alone; repeatable",
+    )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        metavar="N",
+        help="instead of timed runs, count the instructions of N requests per app and endpoint under callgrind, "
+        "at the first --concurrency level (bench/instructions.py): a figure the machine's other load cannot move; "
+        "written to bench/results/<date>-instructions.{json,md}",
     )
     parser.add_argument("--pool-size", type=int, default=10, help="database connections per app")
     parser.add_argument("--soak-seconds", type=float, help="length of the soak (default 300; 0 skips it)")
@@ -287,6 +295,53 @@ def _interleaved(
     return per_app
 
 
+def _timed(
+    binary: str,
+    servers: dict[str, Running],
+    chosen: list[Endpoint],
+    levels: list[int],
+    *,
+    runs: int,
+    seconds: float,
+    args: argparse.Namespace,
+    results: dict[str, Any],
+) -> None:
+    """Every endpoint at every concurrency level, the apps interleaved."""
+    for endpoint in chosen:
+        entry: dict[str, Any] = {"title": endpoint.title, "kind": endpoint.kind, "concurrency": {}}
+        results["endpoints"][endpoint.key] = entry
+        for level in levels:
+            entry["concurrency"][level] = _interleaved(
+                binary, servers, endpoint, level=level, runs=runs, seconds=seconds, warmup=args.warmup
+            )
+
+
+def _count_instructions(
+    apps: list[AppUnderTest], chosen: list[Endpoint], *, env: dict[str, str], logs: Path, requests: int, level: int
+) -> dict[str, Any]:
+    """Each app's instructions per request of each endpoint, served one at a time under callgrind."""
+    counted: dict[str, Any] = {"requests": requests, "concurrency": level, "endpoints": {}}
+    for endpoint in chosen:
+        per_app = counted["endpoints"][endpoint.title] = {}
+        for app in apps:
+            per_app[app.name] = instructions.count(
+                app,
+                endpoint,
+                env=env,
+                port=8690,
+                log=logs / f"{app.name}.callgrind.log",
+                requests=requests,
+                concurrency=level,
+            )
+            figures = per_app[app.name]
+            print(
+                f"{endpoint.title:<40} {app.name}: {figures['instructions']:,.0f} instructions, "
+                f"{figures['cycles']:,.0f} estimated cycles per request",
+                flush=True,
+            )
+    return counted
+
+
 def _app_alone(
     binary: str,
     app: Running,
@@ -331,6 +386,8 @@ def main() -> None:
         raise SystemExit("--variant: each needs a name of its own")
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop)
+    if args.instructions and not instructions.available():
+        raise SystemExit("--instructions: needs valgrind's callgrind (Debian package valgrind)")
     binary = wrk.ensure_installed()
     env = server_env(url, secrets.token_urlsafe(48), args.pool_size)
     workload.prepare(url, scale, env)
@@ -359,7 +416,8 @@ def main() -> None:
         apps = [APPS[name] for name in names] + variants
         if args.compare:
             apps.append(_ref_app(stack, args.compare, results))
-        servers = _start(stack, apps, env | extra, logs, results)
+        serving = stack.enter_context(ExitStack())  # the servers alone: closed before the ref's checkout
+        servers = _start(serving, apps, env | extra, logs, results)
         chosen = workload.endpoints(url, scale, servers["app"].base_url)
         if args.endpoints != "all":
             keys = set(args.endpoints.split(","))
@@ -367,27 +425,34 @@ def main() -> None:
         _check_equal({name: server for name, server in servers.items() if name != "ref"}, chosen)
         if "ref" in servers:
             results["compare"]["differences"] = _check_ref(servers, chosen)
-        for endpoint in chosen:
-            entry: dict[str, Any] = {"title": endpoint.title, "kind": endpoint.kind, "concurrency": {}}
-            results["endpoints"][endpoint.key] = entry
-            for level in levels:
-                entry["concurrency"][level] = _interleaved(
-                    binary, servers, endpoint, level=level, runs=runs, seconds=seconds, warmup=args.warmup
-                )
-        _app_alone(
-            binary,
-            servers["app"],
-            chosen,
-            seconds=seconds,
-            overload=not args.no_overload,
-            soak=soak_seconds,
-            results=results,
-        )
+        if args.instructions:
+            serving.close()  # each app is served again, alone, under valgrind
+            results["instructions"] = _count_instructions(
+                apps, chosen, env=env | extra, logs=logs, requests=args.instructions, level=levels[0]
+            )
+        else:
+            _timed(binary, servers, chosen, levels, runs=runs, seconds=seconds, args=args, results=results)
+            _app_alone(
+                binary,
+                servers["app"],
+                chosen,
+                seconds=seconds,
+                overload=not args.no_overload,
+                soak=soak_seconds,
+                results=results,
+            )
+    _publish(results, args, date=date, variants=bool(variants))
+
+
+def _publish(results: dict[str, Any], args: argparse.Namespace, *, date: str, variants: bool) -> None:
     # A quick run only tries the harness: it keeps out of the published results. An A/B run measures
     # a change, not the state of the project: its table is pasted where the change is described.
+    # So is a count of instructions.
     output = args.output / "quick" if args.quick else args.output
     name = f"{date}-ab-{results['compare']['commit'][:7]}" if args.compare else f"{date}-variants" if variants else date
-    published = not (args.quick or args.compare or variants)
+    if args.instructions:
+        name = f"{name}-instructions"
+    published = not (args.quick or args.compare or variants or args.instructions)
     written = report.write(results, output / name, ROOT / "BENCHMARKS.md" if published else None)
     print(report.markdown(results))
     print(f"written: {', '.join(str(path) for path in written)}")

@@ -104,9 +104,21 @@ def server_env(database_url: str, secret_key: str, pool_size: int) -> dict[str, 
 
 
 @contextmanager
-def serve(app: AppUnderTest, *, port: int, env: dict[str, str], log: Path) -> Iterator[Running]:
-    """uvicorn, one worker (or WEB_CONCURRENCY's), uvloop and httptools, no access log; stopped on exit."""
+def serve(
+    app: AppUnderTest,
+    *,
+    port: int,
+    env: dict[str, str],
+    log: Path,
+    wrapper: tuple[str, ...] = (),
+    patience: float = 1.0,
+) -> Iterator[Running]:
+    """uvicorn, one worker (or WEB_CONCURRENCY's), uvloop and httptools, no access log; stopped on exit.
+
+    `wrapper` runs it (valgrind: bench/instructions.py), `patience` times as slow to start and stop.
+    """
     command = [
+        *wrapper,
         sys.executable,
         "-m",
         "uvicorn",
@@ -140,12 +152,12 @@ def serve(app: AppUnderTest, *, port: int, env: dict[str, str], log: Path) -> It
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(f"{app.name} ({base_url})", base_url, process, log)
+        _wait_ready(f"{app.name} ({base_url})", base_url, process, log, timeout=30 * patience)
         yield Running(app, base_url, process.pid)
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=15 * patience)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
