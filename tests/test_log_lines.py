@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.logs import JsonFormatter, StderrHandler, emit_fields
+from app.log_lines import JsonFormatter
+from app.logs import StderrHandler, emit_fields
 
 values = st.one_of(
     st.text(),

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from app.database import ConnectionDep
-from app.logs import JsonFormatter
+from app.log_lines import JsonFormatter
 from app.main import create_app
 from app.metrics import Metrics
 from tests.conftest import PASSWORD, NewAccount, make_settings, new_email, serving
