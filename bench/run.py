@@ -102,7 +102,7 @@ def _arguments() -> argparse.Namespace:
         metavar="N",
         help="instead of timed runs, count the instructions of N requests per app and endpoint under callgrind, "
         "at the first --concurrency level (bench/instructions.py): a figure the machine's other load cannot move; "
-        "written to bench/results/<date>-instructions.{json,md}",
+        "written to bench/results/<date>[-variants|-ab-<sha>]-instructions.{json,md}",
     )
     parser.add_argument("--pool-size", type=int, default=10, help="database connections per app")
     parser.add_argument("--soak-seconds", type=float, help="length of the soak (default 300; 0 skips it)")
@@ -303,7 +303,7 @@ def _timed(
     *,
     runs: int,
     seconds: float,
-    args: argparse.Namespace,
+    warmup: float,
     results: dict[str, Any],
 ) -> None:
     """Every endpoint at every concurrency level, the apps interleaved."""
@@ -312,7 +312,7 @@ def _timed(
         results["endpoints"][endpoint.key] = entry
         for level in levels:
             entry["concurrency"][level] = _interleaved(
-                binary, servers, endpoint, level=level, runs=runs, seconds=seconds, warmup=args.warmup
+                binary, servers, endpoint, level=level, runs=runs, seconds=seconds, warmup=warmup
             )
 
 
@@ -431,7 +431,7 @@ def main() -> None:
                 apps, chosen, env=env | extra, logs=logs, requests=args.instructions, level=levels[0]
             )
         else:
-            _timed(binary, servers, chosen, levels, runs=runs, seconds=seconds, args=args, results=results)
+            _timed(binary, servers, chosen, levels, runs=runs, seconds=seconds, warmup=args.warmup, results=results)
             _app_alone(
                 binary,
                 servers["app"],
